@@ -1,0 +1,28 @@
+# Every target sets up what it needs on a fresh machine.
+# torch is installed as the pinned CPU wheel first, so the range in pyproject.toml is
+# already satisfied and pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: test demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2
+
+demo: $(VENV)/.installed
+	$(PY) examples/quickstart.py
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,297 @@
+"""The array boundary: validation, device placement and output kinds.
+
+Everything that enters an estimator passes through :func:`check_input` once;
+everything that leaves a ``transform`` is produced by :func:`apply_batched`,
+which hands the result back in the caller's kind (numpy in, numpy out; a
+tensor in, a tensor on the same device out).  The math in
+:mod:`sklearn_latent.functional` only ever sees torch tensors on the compute
+device.
+"""
+
+import functools
+import numbers
+import threading
+import weakref
+
+import numpy as np
+import torch
+from sklearn.utils import check_array, check_scalar
+from sklearn.utils.validation import validate_data
+
+__all__ = [
+    "apply_batched",
+    "atomic_fit",
+    "check_batch_size",
+    "check_input",
+    "check_option",
+    "fitted_tensor",
+    "np_dtype",
+    "resolve_device",
+    "to_numpy",
+    "to_tensor",
+    "torch_dtype",
+]
+
+_FLOAT_TORCH = (torch.float32, torch.float64)
+
+
+# --------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------
+def check_option(value, name, options):
+    """Return ``value`` if it is one of ``options``, else raise a ValueError naming both."""
+    if isinstance(value, str) and value in options:
+        return value
+    if value is None and None in options:
+        return value
+    shown = ", ".join(repr(o) for o in options)
+    raise ValueError(f"{name}={value!r} is not supported; expected one of {shown}.")
+
+
+def check_batch_size(batch_size):
+    """``None`` (one chunk) or a positive int."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be None or a positive int, got {batch_size!r}.")
+    check_scalar(int(batch_size), "batch_size", numbers.Integral, min_val=1)
+    return int(batch_size)
+
+
+def resolve_device(device, X=None):
+    """The torch device computations run on.
+
+    ``None`` computes where ``X`` lives (numpy and array-likes: CPU);
+    ``"auto"`` picks CUDA when available; anything else is handed to
+    :class:`torch.device` and must be available on this machine.
+    """
+    if device is None:
+        return X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use None, 'auto', 'cpu', "
+            "'cuda', 'cuda:<index>' or a torch.device."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are present."
+            )
+    return dev
+
+
+# --------------------------------------------------------------------------
+# input validation
+# --------------------------------------------------------------------------
+def _check_tensor(estimator, X, *, reset, input_name, ensure_min_samples):
+    """Same checks as scikit-learn's ``check_array``, without leaving the device."""
+    if X.is_sparse or X.layout != torch.strided:
+        raise TypeError(
+            f"Sparse tensor was passed for {input_name}, but dense data is required. "
+            "Use X.to_dense() to convert to a dense tensor."
+        )
+    if X.is_complex():
+        raise ValueError(f"Complex data not supported for {input_name}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D tensor for {input_name}, got a {X.ndim}D tensor of shape "
+            f"{tuple(X.shape)} instead. Reshape your data using X.reshape(-1, 1) if it has "
+            "a single feature or X.reshape(1, -1) if it contains a single sample."
+        )
+    n_samples, n_features = X.shape
+    if n_samples < ensure_min_samples:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape={tuple(X.shape)}) while a "
+            f"minimum of {ensure_min_samples} is required."
+        )
+    if n_features < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum "
+            "of 1 is required."
+        )
+    X = X.detach()
+    if X.dtype not in _FLOAT_TORCH:
+        X = X.to(torch.float64)
+    finite = torch.isfinite(X)
+    if not bool(finite.all()):
+        what = "NaN" if bool(torch.isnan(X).any()) else "infinity"
+        raise ValueError(f"Input {input_name} contains {what}.")
+    if estimator is None:
+        return X
+    if reset:
+        estimator.n_features_in_ = n_features
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    else:
+        expected = getattr(estimator, "n_features_in_", None)
+        if expected is not None and n_features != expected:
+            raise ValueError(
+                f"X has {n_features} features, but {type(estimator).__name__} is "
+                f"expecting {expected} features as input."
+            )
+    return X
+
+
+def check_input(estimator, X, *, reset, input_name="X", ensure_min_samples=1):
+    """Validate ``X`` once at the boundary and return it in its own kind.
+
+    numpy arrays, array-likes, DataFrames and memmaps go through scikit-learn's
+    ``validate_data`` (so messages, ``n_features_in_`` and ``feature_names_in_``
+    behave exactly as in scikit-learn) and come back as float32/float64 numpy
+    arrays, not copied when they already are.  Tensors get the same checks on
+    their own device and come back as float32/float64 tensors there.
+    """
+    if isinstance(X, torch.Tensor):
+        return _check_tensor(
+            estimator, X, reset=reset, input_name=input_name,
+            ensure_min_samples=ensure_min_samples,
+        )
+    if estimator is None:
+        return check_array(
+            X, accept_sparse=False, dtype=[np.float64, np.float32],
+            ensure_min_samples=ensure_min_samples, input_name=input_name,
+        )
+    return validate_data(
+        estimator,
+        X,
+        reset=reset,
+        accept_sparse=False,
+        dtype=[np.float64, np.float32],
+        ensure_min_samples=ensure_min_samples,
+    )
+
+
+# --------------------------------------------------------------------------
+# conversions
+# --------------------------------------------------------------------------
+def to_tensor(X, device, dtype=None):
+    """A torch view (when possible) or copy of ``X`` on ``device``.
+
+    numpy arrays that are writable and already of the right dtype are shared
+    with torch without a copy; read-only ones (memmaps) are copied, chunk by
+    chunk when called through :func:`apply_batched`.
+    """
+    if isinstance(X, torch.Tensor):
+        return X.to(device=device, dtype=dtype or X.dtype)
+    X = np.asarray(X)
+    if dtype is not None:
+        X = X.astype(np_dtype(dtype), copy=False)
+    if not X.flags.writeable:
+        X = np.array(X, copy=True)
+    return torch.from_numpy(X).to(device)
+
+
+def to_numpy(T):
+    """CPU numpy copy of a tensor (fitted attributes are always stored like this)."""
+    return T.detach().cpu().numpy()
+
+
+def np_dtype(dtype):
+    """The numpy float dtype matching a torch or numpy float dtype (float32 or float64)."""
+    return np.float32 if dtype in (torch.float32, np.float32) else np.float64
+
+
+def torch_dtype(X):
+    """The torch float dtype of a validated array or tensor."""
+    dt = X.dtype
+    if isinstance(X, torch.Tensor):
+        return dt
+    return torch.float32 if dt == np.float32 else torch.float64
+
+
+def apply_batched(fn, X, *, device, n_outputs, batch_size=None):
+    """Evaluate ``fn`` row-chunk by row-chunk and return the caller's kind.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a (m, d) tensor on ``device`` to a (m, n_outputs) tensor.
+    X : ndarray or Tensor
+        Validated input (see :func:`check_input`).
+    device : torch.device
+        Where ``fn`` runs.
+    n_outputs : int
+        Width of the result.
+    batch_size : int or None
+        Rows per chunk; ``None`` evaluates all rows at once.  Peak memory beyond
+        the output is a few chunks.
+
+    Returns
+    -------
+    ndarray or Tensor
+        numpy for numpy input; for tensor input a tensor on the input's device.
+    """
+    n = X.shape[0]
+    dtype = torch_dtype(X)
+    is_tensor = isinstance(X, torch.Tensor)
+    if batch_size is None or batch_size >= n:
+        out = fn(to_tensor(X, device, dtype))
+        return out.to(X.device) if is_tensor else to_numpy(out)
+    if is_tensor:
+        out = torch.empty((n, n_outputs), dtype=dtype, device=X.device)
+    else:
+        out = np.empty((n, n_outputs), dtype=np_dtype(dtype))
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        res = fn(to_tensor(X[start:stop], device, dtype))
+        if is_tensor:
+            out[start:stop] = res.to(X.device)
+        else:
+            out[start:stop] = to_numpy(res)
+    return out
+
+
+# --------------------------------------------------------------------------
+# fitted state on devices
+# --------------------------------------------------------------------------
+# Fitted attributes are CPU numpy arrays (they pickle and load anywhere).  The
+# tensors made from them on other devices or in other dtypes are kept here,
+# outside the estimator, so they are never pickled and never change its
+# ``__dict__``; an entry is dropped when its source array is replaced by a refit.
+_CACHE = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def fitted_tensor(estimator, name, device, dtype):
+    """The fitted array ``estimator.<name>`` as a tensor on ``device`` in ``dtype``."""
+    arr = getattr(estimator, name)
+    if (
+        device.type == "cpu"
+        and arr.dtype == np_dtype(dtype)
+        and arr.flags.writeable
+        and arr.flags.c_contiguous
+    ):
+        return torch.from_numpy(arr)
+    key = (name, str(device), dtype)
+    with _CACHE_LOCK:
+        per_est = _CACHE.setdefault(estimator, {})
+        hit = per_est.get(key)
+        if hit is not None and hit[0] is arr:
+            return hit[1]
+    t = torch.as_tensor(np.ascontiguousarray(arr)).to(device=device, dtype=dtype)
+    with _CACHE_LOCK:
+        _CACHE.setdefault(estimator, {})[key] = (arr, t)
+    return t
+
+
+def atomic_fit(method):
+    """Decorator: a failing ``fit`` leaves the estimator exactly as it was."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return wrapper

@@ -1,0 +1,342 @@
+"""Relative representations (Moschella et al., ICLR 2023)."""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_scalar
+from sklearn.utils.validation import check_is_fitted
+
+from . import functional as F
+from ._backend import (
+    apply_batched,
+    atomic_fit,
+    check_batch_size,
+    check_input,
+    check_option,
+    fitted_tensor,
+    resolve_device,
+    to_numpy,
+    to_tensor,
+    torch_dtype,
+)
+from .anchors import resolve_anchors
+
+__all__ = ["RelativeProjector"]
+
+NORMALIZATIONS = (None, "l2", "standard", "layer")
+
+
+def _column_stats(R, dtype):
+    """Per-column mean and std (float64 accumulation); near-zero std becomes 1."""
+    R = R.to(torch.float64)
+    std = R.std(dim=0, correction=0)
+    tiny = 1e3 * torch.finfo(torch.float64).eps * R.abs().amax(dim=0).clamp_min(1.0)
+    std[std <= tiny] = 1.0
+    return to_numpy(R.mean(dim=0)).astype(dtype), to_numpy(std).astype(dtype)
+
+
+class _AnchoredTransformerMixin:
+    """Shared plumbing of the estimators that describe X against fitted anchors."""
+
+    def _fit_anchors(self, X, y):
+        """Validate X and pick anchors; returns (X, anchors, indices, device)."""
+        X = check_input(self, X, reset=True)
+        device = resolve_device(self.device, X)
+        anchors, idx = resolve_anchors(
+            self, X, self.n_anchors, self.anchors, y=y,
+            random_state=self.random_state, device=device,
+        )
+        return X, anchors, idx, device
+
+    def _check_transform_input(self, X):
+        check_is_fitted(self)
+        X = check_input(self, X, reset=False)
+        return X, resolve_device(self.device, X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimator):
+    """Relative representation: each sample described by its similarity to anchors.
+
+    ``r(x) = [sim(x, a_1), ..., sim(x, a_k)]``.  Spaces produced by different
+    models of the same data are, up to the invariances of ``sim``, the same in
+    relative coordinates when their anchors are the same samples (*parallel
+    anchors*), so a classifier trained on one model's relative space works on
+    another's (zero-shot stitching).
+
+    Parameters
+    ----------
+    n_anchors : int, float in (0, 1] or None, default=300
+        Number of anchors (or fraction of the training rows; ``None`` = all
+        rows).  Ignored when ``anchors`` is an explicit array.
+    anchors : str, array-like, Tensor or callable, default="random"
+        How anchors are chosen: a strategy of :func:`select_anchors`
+        (``"random"``, ``"fps"``, ``"kmeans"``, ``"stratified"``, the latter
+        needs ``y``), a 1-D integer array of row indices into the training X
+        (parallel anchors: ``anchors=other.anchor_indices_``), a 2-D array of
+        anchor vectors, or a callable ``(X, n_anchors, random_state) -> indices``.
+    metric : {"cosine", "angular", "dot", "euclidean", "l1", "linf", "lp"}, default="cosine"
+        Similarity (``cosine``, ``dot``) or distance (the rest); see
+        :mod:`sklearn_latent.functional`.
+    center : bool, default=True
+        Subtract the anchor mean from samples and anchors first.  Makes cosine
+        translation invariant, which matters for non-negative (ReLU) latents
+        whose raw cosines are all close to 1.  ``center=False`` is the exact
+        definition of Moschella et al.  Distances are unaffected.
+    top_k : int or None, default=None
+        ASIF-style sparsification (Norelli et al., 2023): keep the ``top_k``
+        largest similarities of each row, zero the rest.  Similarity metrics only.
+    exponent : float, default=1.0
+        Raise the (sparsified) similarities to this power, sign kept.
+        Similarity metrics only.
+    normalize : {None, "l2", "standard", "layer"}, default=None
+        Output normalization: ``"l2"`` per row, ``"standard"`` per feature with
+        mean and std fitted on the training projections, ``"layer"`` per row
+        mean/std (LayerNorm without affine, as the authors put before decoders).
+    p : float, default=2.0
+        Order of the ``"lp"`` distance.
+    device : None, "auto", str or torch.device, default=None
+        Where to compute (``None``: where the input lives).  Results come back in
+        the caller's kind either way.
+    batch_size : int or None, default=None
+        Rows per chunk in ``transform``; bounds memory to the output plus a few chunks.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the anchor strategy.
+
+    Attributes
+    ----------
+    anchors_ : ndarray of shape (n_anchors, n_features_in_)
+        Anchor vectors (CPU numpy, training dtype).
+    anchor_indices_ : ndarray of shape (n_anchors,) or None
+        Rows of the training X used as anchors; ``None`` for explicit vectors.
+    anchor_mean_ : ndarray of shape (n_features_in_,) or None
+        Mean of the anchors, subtracted when ``center=True``.
+    mean_anchor_norm_ : float
+        Mean norm of the (centered) anchors: the scale ``inverse_transform`` restores.
+    output_mean_, output_scale_ : ndarray of shape (n_anchors,) or None
+        Statistics of ``normalize="standard"`` (zero std is replaced by 1).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when X has string column names.
+
+    See Also
+    --------
+    select_anchors : The anchor strategies.
+
+    Notes
+    -----
+    A zero vector (after centering) has cosine 0 to every anchor, and a zero
+    anchor has cosine 0 to every sample: the output never contains NaN.
+    Duplicate anchors give duplicate columns.
+
+    References
+    ----------
+    .. [1] L. Moschella, V. Maiorca, M. Fumero, A. Norelli, F. Locatello and
+       E. Rodolà, "Relative representations enable zero-shot latent space
+       communication", ICLR 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import ortho_group
+    >>> from sklearn_latent import RelativeProjector
+    >>> X = np.random.default_rng(0).normal(size=(500, 16))
+    >>> Q = ortho_group.rvs(16, random_state=0)
+    >>> proj_a = RelativeProjector(n_anchors=32, random_state=0).fit(X)
+    >>> proj_b = RelativeProjector(anchors=proj_a.anchor_indices_).fit(3 * X @ Q)
+    >>> R_a, R_b = proj_a.transform(X), proj_b.transform(3 * X @ Q)
+    >>> R_a.shape, bool(np.allclose(R_a, R_b))
+    ((500, 32), True)
+    """
+
+    def __init__(
+        self,
+        n_anchors=300,
+        *,
+        anchors="random",
+        metric="cosine",
+        center=True,
+        top_k=None,
+        exponent=1.0,
+        normalize=None,
+        p=2.0,
+        device=None,
+        batch_size=None,
+        random_state=None,
+    ):
+        self.n_anchors = n_anchors
+        self.anchors = anchors
+        self.metric = metric
+        self.center = center
+        self.top_k = top_k
+        self.exponent = exponent
+        self.normalize = normalize
+        self.p = p
+        self.device = device
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- params
+    def _check_params(self):
+        check_option(self.metric, "metric", F.METRICS)
+        check_option(self.normalize, "normalize", NORMALIZATIONS)
+        if not isinstance(self.center, (bool, np.bool_)):
+            raise TypeError(f"center must be a bool, got {self.center!r}.")
+        check_batch_size(self.batch_size)
+        check_scalar(self.exponent, "exponent", numbers.Real, min_val=0.0,
+                     include_boundaries="neither")
+        if self.metric == "lp":
+            check_scalar(self.p, "p", numbers.Real, min_val=1.0)
+        sparse = self.top_k is not None or self.exponent != 1.0
+        if sparse and self.metric not in F.SIMILARITIES:
+            raise ValueError(
+                f"top_k and exponent apply to similarity metrics {F.SIMILARITIES}, "
+                f"not to metric={self.metric!r}."
+            )
+
+    def _check_top_k(self, n_anchors):
+        if self.top_k is None:
+            return
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral):
+            raise TypeError(f"top_k must be None or an int, got {self.top_k!r}.")
+        if not 1 <= self.top_k <= n_anchors:
+            raise ValueError(f"top_k={self.top_k} must lie in [1, n_anchors={n_anchors}].")
+
+    # --------------------------------------------------------------- kernels
+    def _projector(self, device, dtype, normalize):
+        anchors = fitted_tensor(self, "anchors_", device, dtype)
+        center = (
+            fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
+        )
+        project = F._relative_projector(
+            anchors, self.metric, center=center, p=self.p,
+            top_k=self.top_k, exponent=self.exponent,
+        )
+        if normalize is None:
+            return project
+        if normalize == "l2":
+            return lambda X: F._safe_normalize(project(X))
+        if normalize == "layer":
+            return lambda X: F.layer_normalize(project(X))
+        mean = fitted_tensor(self, "output_mean_", device, dtype)
+        scale = fitted_tensor(self, "output_scale_", device, dtype)
+        return lambda X: (project(X) - mean) / scale
+
+    # ------------------------------------------------------------------- API
+    @atomic_fit
+    def fit(self, X, y=None):
+        """Pick the anchors in X (and fit the output normalization).
+
+        Parameters
+        ----------
+        X : array-like or Tensor of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), optional
+            Class labels, used only by ``anchors="stratified"``.
+
+        Returns
+        -------
+        self : RelativeProjector
+        """
+        self._check_params()
+        X, anchors, idx, device = self._fit_anchors(X, y)
+        self._check_top_k(anchors.shape[0])
+        A = torch.from_numpy(anchors).to(torch.float64)
+        mean = A.mean(dim=0)
+        centered = A - mean if self.center else A
+        self.anchors_ = anchors
+        self.anchor_indices_ = idx
+        self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
+        self.mean_anchor_norm_ = float(torch.linalg.vector_norm(centered, dim=1).mean())
+        self.output_mean_ = self.output_scale_ = None
+        if self.normalize == "standard":
+            R = to_tensor(self._apply(X, device, normalize=None), torch.device("cpu"))
+            self.output_mean_, self.output_scale_ = _column_stats(R, anchors.dtype)
+        return self
+
+    def _apply(self, X, device, normalize):
+        with torch.no_grad():
+            return apply_batched(
+                self._projector(device, torch_dtype(X), normalize), X, device=device,
+                n_outputs=self.anchors_.shape[0], batch_size=self.batch_size,
+            )
+
+    def transform(self, X):
+        """Relative representation of X.
+
+        Parameters
+        ----------
+        X : array-like or Tensor of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        R : ndarray or Tensor of shape (n_samples, n_anchors)
+            Same kind as X (a tensor stays on its device), float32 kept.
+        """
+        X, device = self._check_transform_input(X)
+        return self._apply(X, device, self.normalize)
+
+    def inverse_transform(self, R):
+        """Absolute vectors with the given cosine relative representation.
+
+        Directions are recovered through the pseudo-inverse of the normalized
+        (centered) anchors, rescaled to ``mean_anchor_norm_`` and un-centered.
+        Exact up to norm when ``n_anchors >= n_features_in_`` and the anchors
+        span the space.  Only for ``metric="cosine"`` without ``top_k`` or
+        ``normalize="layer"`` (those lose information).
+
+        Parameters
+        ----------
+        R : array-like or Tensor of shape (n_samples, n_anchors)
+
+        Returns
+        -------
+        X : ndarray or Tensor of shape (n_samples, n_features_in_)
+        """
+        check_is_fitted(self)
+        if self.metric != "cosine" or self.top_k is not None or self.normalize == "layer":
+            raise ValueError(
+                "inverse_transform needs metric='cosine', top_k=None and normalize other "
+                f"than 'layer'; got metric={self.metric!r}, top_k={self.top_k!r}, "
+                f"normalize={self.normalize!r}."
+            )
+        R = check_input(None, R, reset=False, input_name="R")
+        k = self.anchors_.shape[0]
+        if R.shape[1] != k:
+            raise ValueError(f"R has {R.shape[1]} columns, but the projector has {k} anchors.")
+        device = resolve_device(self.device, R)
+        dtype = torch_dtype(R)
+        anchors = fitted_tensor(self, "anchors_", device, dtype)
+        center = fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
+        inverse = F.normalized_anchor_inverse(anchors, center=center)
+        if self.normalize == "standard":
+            mean = fitted_tensor(self, "output_mean_", device, dtype)
+            scale = fitted_tensor(self, "output_scale_", device, dtype)
+        exponent = self.exponent
+
+        def invert(Rc):
+            if self.normalize == "standard":
+                Rc = Rc * scale + mean
+            if exponent != 1.0:
+                Rc = torch.sign(Rc) * Rc.abs().pow(1.0 / exponent)
+            return F.inverse_relative_projection(
+                Rc, inverse, scale=self.mean_anchor_norm_, offset=center
+            )
+
+        with torch.no_grad():
+            return apply_batched(
+                invert, R, device=device, n_outputs=self.n_features_in_,
+                batch_size=self.batch_size,
+            )
+
+    def get_feature_names_out(self, input_features=None):
+        """Output names ``"<metric>_a<j>"`` for anchor j."""
+        check_is_fitted(self)
+        return np.asarray(
+            [f"{self.metric}_a{j}" for j in range(self.anchors_.shape[0])], dtype=object
+        )
