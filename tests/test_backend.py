@@ -112,7 +112,7 @@ def test_dataframe_input_and_pandas_output():
     assert list(out.columns) == [f"l1_a{j}" for j in range(4)]
 
 
-def test_dataframe_with_other_column_names_warns_or_fails():
+def test_dataframe_with_other_column_names_fails():
     pd = pytest.importorskip("pandas")
     X = _data()
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
