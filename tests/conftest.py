@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 settings.register_profile(
     "ci",
     deadline=None,
-    max_examples=30,
+    max_examples=25,
     derandomize=True,
     database=None,
     print_blob=True,
