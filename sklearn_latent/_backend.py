@@ -174,16 +174,17 @@ def check_input(estimator, X, *, reset, input_name="X", ensure_min_samples=1):
 def to_tensor(X, device, dtype=None):
     """A torch view (when possible) or copy of ``X`` on ``device``.
 
-    numpy arrays that are writable and already of the right dtype are shared
-    with torch without a copy; read-only ones (memmaps) are copied, chunk by
-    chunk when called through :func:`apply_batched`.
+    numpy arrays that are writable, already of the right dtype and laid out
+    with non-negative strides are shared with torch without a copy; read-only
+    ones (memmaps) and reversed views (``X[::-1]``, which torch cannot wrap)
+    are copied, chunk by chunk when called through :func:`apply_batched`.
     """
     if isinstance(X, torch.Tensor):
         return X.to(device=device, dtype=dtype or X.dtype)
     X = np.asarray(X)
     if dtype is not None:
         X = X.astype(np_dtype(dtype), copy=False)
-    if not X.flags.writeable:
+    if not X.flags.writeable or any(s < 0 for s in X.strides):
         X = np.array(X, copy=True)
     return torch.from_numpy(X).to(device)
 

@@ -53,6 +53,13 @@ def _centered_sq_norms(X, mu):
     return out
 
 
+def _sq_dist_to_row(X, mu, sq, i):
+    """||x - X[i]||^2 for every row, in coordinates centered at ``mu`` (one GEMV)."""
+    a = X[i] - mu
+    # ||x - a||^2 in centered coordinates: ||x-mu||^2 - 2 (x-mu).(a) + ||a||^2
+    return sq - 2.0 * (X @ a - mu @ a) + a @ a
+
+
 def _fps(X, k, rng):
     """Farthest point sampling: k vectorized O(n d) steps (one GEMV each)."""
     n = X.shape[0]
@@ -62,14 +69,45 @@ def _fps(X, k, rng):
     chosen = [last]
     min_d = torch.full((n,), math.inf, dtype=X.dtype, device=X.device)
     for _ in range(k - 1):
-        a = X[last] - mu
-        # ||x - a||^2 in centered coordinates: ||x-mu||^2 - 2 (x-mu).(a) + ||a||^2
-        d = sq - 2.0 * (X @ a - mu @ a) + a @ a
-        torch.minimum(min_d, d, out=min_d)
+        torch.minimum(min_d, _sq_dist_to_row(X, mu, sq, last), out=min_d)
         min_d[last] = -1.0
         last = int(torch.argmax(min_d))
         chosen.append(last)
     return np.asarray(chosen, dtype=np.int64)
+
+
+def _kmeans_plus_plus(X, k, rng, mu, sq):
+    """Greedy k-means++ seeding (Arthur and Vassilvitskii, 2007; as in scikit-learn).
+
+    Each step draws ``2 + log(k)`` candidate rows with probability proportional
+    to the squared distance to the nearest seed so far and keeps the candidate
+    that lowers the total of those distances most: one (n, d) x (d, 2 + log k)
+    product per step; only scalars leave the device.
+    """
+    n = X.shape[0]
+    n_trials = 2 + int(math.log(k))
+    last = int(rng.randint(n))
+    chosen = [last]
+    min_d = _sq_dist_to_row(X, mu, sq, last).clamp_min_(0.0)
+    taken = torch.zeros(n, dtype=torch.bool, device=X.device)
+    for _ in range(k - 1):
+        taken[last] = True
+        cum = torch.cumsum(min_d.masked_fill(taken, 0.0).to(torch.float64), dim=0)
+        total = float(cum[-1])
+        if total > 0.0:
+            u = torch.as_tensor(rng.random_sample(n_trials) * total, device=X.device)
+            cand = torch.searchsorted(cum, u, right=True).clamp_max_(n - 1)
+            Cc = X[cand] - mu
+            D = sq[:, None] - 2.0 * (X @ Cc.T - mu @ Cc.T) + (Cc * Cc).sum(dim=1)
+            D = torch.minimum(min_d[:, None], D.clamp_min_(0.0))
+            best = int(torch.argmin(D.sum(dim=0)))
+            last, min_d = int(cand[best]), D[:, best].contiguous()
+        if total <= 0.0 or bool(taken[last]):  # only duplicates of the seeds are left
+            free = torch.nonzero(~taken).flatten()
+            last = int(free[int(rng.randint(free.numel()))])
+            min_d = torch.minimum(min_d, _sq_dist_to_row(X, mu, sq, last).clamp_min_(0.0))
+        chosen.append(last)
+    return torch.as_tensor(chosen, device=X.device)
 
 
 def _nearest_scores(X, C, mu):
@@ -78,13 +116,14 @@ def _nearest_scores(X, C, mu):
 
 
 def _kmeans(X, k, rng, max_iter=20, tol=1e-4):
-    """Lloyd's k-means in torch (chunked), centroids snapped to distinct real rows."""
+    """Lloyd's k-means in torch (chunked) from k-means++ seeds, centroids snapped to
+    distinct real rows."""
     n, d = X.shape
     mu = X.mean(dim=0)
-    init = torch.as_tensor(rng.choice(n, k, replace=False), device=X.device)
-    C = X[init] - mu  # centered centroids
+    sq = _centered_sq_norms(X, mu)
+    C = X[_kmeans_plus_plus(X, k, rng, mu, sq)] - mu  # centered centroids
     acc = torch.float64
-    scale = float(_centered_sq_norms(X, mu).mean()) or 1.0
+    scale = float(sq.mean()) or 1.0
     for _ in range(max_iter):
         sums = torch.zeros((k, d), dtype=acc, device=X.device)
         counts = torch.zeros(k, dtype=acc, device=X.device)
@@ -163,7 +202,7 @@ def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, 
         ``"random"``: uniform without replacement.  ``"fps"``: farthest point
         sampling in euclidean distance (k vectorized passes over X; pass
         L2-normalized rows to select by angle).  ``"kmeans"``: Lloyd's k-means
-        (random real rows as start, at most 20 iterations), each centroid
+        (greedy k-means++ seeding, at most 20 iterations), each centroid
         snapped to the nearest distinct real row so anchors stay parallel
         across spaces.  ``"stratified"``: balanced over the classes of ``y``.
     y : array-like of shape (n_samples,), optional

@@ -46,31 +46,53 @@ _DIFFERENCE_METRICS = ("euclidean", "l1", "linf", "lp")
 _EPS = {torch.float16: 1e-4, torch.bfloat16: 1e-3, torch.float32: 1e-12, torch.float64: 1e-300}
 
 
-def _safe_normalize(X):
-    """Rows divided by their L2 norm; zero rows stay zero (never NaN)."""
+#: Rows whose norm is below this many units of roundoff of the operands they were
+#: computed from are zero: their direction is rounding noise.
+_NOISE_ULPS = 16
+
+
+def _safe_normalize(X, ref=None):
+    """Rows divided by their L2 norm; zero rows stay zero (never NaN).
+
+    ``ref`` (one entry per row), when given, is the size of the operands a row
+    was computed from, e.g. ``||x|| + ||c||`` for ``x - c``: rows whose norm is
+    within rounding error of it are zero up to cancellation and also give 0,
+    instead of a unit vector pointing in the direction of the rounding noise.
+    """
     norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
+    if ref is not None:
+        noise = ref.reshape(-1, 1) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
+        norms = torch.where(norms <= noise, torch.inf, norms)  # finite / inf = 0
     return X / norms.clamp_min(_EPS.get(X.dtype, 1e-12))
+
+
+def _center_normalize(X, center):
+    """``_safe_normalize(X - center)``, with rows equal to ``center`` up to rounding -> 0."""
+    if center is None:
+        return _safe_normalize(X)
+    ref = torch.linalg.vector_norm(X, dim=1) + torch.linalg.vector_norm(center)
+    return _safe_normalize(X - center, ref)
 
 
 def _prepare(anchors, metric, center):
     """Anchor-side quantities computed once per call, reused for every chunk."""
+    if metric in ("cosine", "angular"):
+        return _center_normalize(anchors, center)
     if center is not None:
         anchors = anchors - center
-    if metric in ("cosine", "angular"):
-        return _safe_normalize(anchors)
     if metric == "euclidean":
         return anchors, (anchors * anchors).sum(dim=1)
     return anchors
 
 
 def _pairwise_prepared(X, prepared, metric, center, p):
-    if center is not None:
-        X = X - center
     if metric in ("cosine", "angular"):
-        out = _safe_normalize(X) @ prepared.T
+        out = _center_normalize(X, center) @ prepared.T
         if metric == "angular":
             out = torch.arccos(out.clamp_(-1.0, 1.0))
         return out
+    if center is not None:
+        X = X - center
     if metric == "dot":
         return X @ prepared.T
     if metric == "euclidean":
@@ -135,9 +157,16 @@ def sparsify(R, top_k=None, exponent=1.0):
 
 
 def layer_normalize(R):
-    """Per-row standardization (LayerNorm without affine); constant rows become 0."""
+    """Per-row standardization (LayerNorm without affine); constant rows become 0.
+
+    A row is constant when its largest and smallest entries are equal (its
+    computed mean may still differ from the constant by rounding, which must
+    not be blown up to +-1).
+    """
     mean = R.mean(dim=1, keepdim=True)
     std = R.std(dim=1, correction=0, keepdim=True)
+    constant = R.amax(dim=1, keepdim=True) == R.amin(dim=1, keepdim=True)
+    std = torch.where(constant, torch.inf, std)  # finite / inf = 0
     return (R - mean) / std.clamp_min(_EPS.get(R.dtype, 1e-12))
 
 
@@ -181,8 +210,8 @@ def normalized_anchor_inverse(anchors, *, center=None, alpha=0.0):
     solution ``y`` of ``norm(A - center) y = r`` for every row ``r`` of ``R``.
     Computed in float64 for stability, returned in the anchors' dtype.
     """
-    A = anchors if center is None else anchors - center
-    A_hat = _safe_normalize(A.to(torch.float64))
+    A = anchors.to(torch.float64)
+    A_hat = _center_normalize(A, None if center is None else center.to(torch.float64))
     if alpha > 0:
         gram = A_hat @ A_hat.T
         gram.diagonal().add_(alpha)

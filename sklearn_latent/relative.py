@@ -286,9 +286,11 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
 
         Directions are recovered through the pseudo-inverse of the normalized
         (centered) anchors, rescaled to ``mean_anchor_norm_`` and un-centered.
-        Exact up to norm when ``n_anchors >= n_features_in_`` and the anchors
-        span the space.  Only for ``metric="cosine"`` without ``top_k`` or
-        ``normalize="layer"`` (those lose information).
+        Exact up to norm when the (centered) anchors span the space: that needs
+        ``n_anchors >= n_features_in_``, and one more with ``center=True``
+        (k centered points span at most k - 1 dimensions).  Only for
+        ``metric="cosine"`` without ``top_k`` or ``normalize="layer"`` (those
+        lose information).
 
         Parameters
         ----------
