@@ -90,6 +90,15 @@ def resolve_device(device, X=None):
 # --------------------------------------------------------------------------
 # input validation
 # --------------------------------------------------------------------------
+def _all_finite(X, block_elements=1 << 24):
+    """``torch.isfinite(X).all()`` by row blocks: no (n, d) boolean temporary, one sync."""
+    step = max(1, block_elements // max(1, X.shape[1]))
+    ok = torch.ones((), dtype=torch.bool, device=X.device)
+    for start in range(0, X.shape[0], step):
+        ok &= torch.isfinite(X[start : start + step]).all()
+    return bool(ok)
+
+
 def _check_tensor(estimator, X, *, reset, input_name, ensure_min_samples):
     """Same checks as scikit-learn's ``check_array``, without leaving the device."""
     if X.is_sparse or X.layout != torch.strided:
@@ -119,8 +128,7 @@ def _check_tensor(estimator, X, *, reset, input_name, ensure_min_samples):
     X = X.detach()
     if X.dtype not in _FLOAT_TORCH:
         X = X.to(torch.float64)
-    finite = torch.isfinite(X)
-    if not bool(finite.all()):
+    if not _all_finite(X):
         what = "NaN" if bool(torch.isnan(X).any()) else "infinity"
         raise ValueError(f"Input {input_name} contains {what}.")
     if estimator is None:
@@ -239,13 +247,12 @@ def apply_batched(fn, X, *, device, n_outputs, batch_size=None):
         out = torch.empty((n, n_outputs), dtype=dtype, device=X.device)
     else:
         out = np.empty((n, n_outputs), dtype=np_dtype(dtype))
+    # Each chunk's result is copied once, straight into the output (across
+    # devices too): no intermediate host copy, no numpy-side pass.
+    dest = out if is_tensor else torch.from_numpy(out)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        res = fn(to_tensor(X[start:stop], device, dtype))
-        if is_tensor:
-            out[start:stop] = res.to(X.device)
-        else:
-            out[start:stop] = to_numpy(res)
+        dest[start:stop].copy_(fn(to_tensor(X[start:stop], device, dtype)))
     return out
 
 
