@@ -505,9 +505,13 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
     n = s.n
     d_x, d_y = s.xy.shape
     if method not in TRANSLATION_METHODS:
-        raise ValueError(f"method={method!r} is not supported; expected one of {TRANSLATION_METHODS}.")
+        raise ValueError(
+            f"method={method!r} is not supported; expected one of {TRANSLATION_METHODS}."
+        )
     if scaling not in TRANSLATION_SCALINGS:
-        raise ValueError(f"scaling={scaling!r} is not supported; expected one of {TRANSLATION_SCALINGS}.")
+        raise ValueError(
+            f"scaling={scaling!r} is not supported; expected one of {TRANSLATION_SCALINGS}."
+        )
     needs_gram = method in ("linear", "affine") or (method == "scaled" and d_x > d_y)
     if needs_gram and s.xx is None:
         raise ValueError(f"method={method!r} needs the statistics computed with gram=True.")

@@ -422,7 +422,8 @@ def test_map_reduce_statistics_equal_fit(kind):
     # stats_ of two partially fitted translators merge too
     t1 = ProcrustesTranslator("affine").partial_fit(X[:200], Y[:200])
     t2 = ProcrustesTranslator("affine").partial_fit(X[200:], Y[200:])
-    merged = ProcrustesTranslator("affine").fit_from_stats(merge_translation_stats(t1.stats_, t2.stats_))
+    both = merge_translation_stats(t1.stats_, t2.stats_)
+    merged = ProcrustesTranslator("affine").fit_from_stats(both)
     np.testing.assert_allclose(merged.coef_, ProcrustesTranslator("affine").fit(X, Y).coef_,
                                atol=1e-10)
 
@@ -560,7 +561,8 @@ def test_feature_names_and_pandas_output():
         "procrustestranslator0", "procrustestranslator1",
     ]
     out = tr.set_output(transform="pandas").transform(X)
-    assert isinstance(out, pd.DataFrame) and out.columns.tolist() == tr.get_feature_names_out().tolist()
+    assert isinstance(out, pd.DataFrame)
+    assert out.columns.tolist() == tr.get_feature_names_out().tolist()
 
 
 @pytest.mark.parametrize("kind", ["numpy", "torch-cpu"])
@@ -761,7 +763,8 @@ def test_degenerate_anchors():
     rng = np.random.default_rng(25)
     X, Y = rng.normal(size=(50, 8)), rng.normal(size=(50, 6))
     # fewer anchors than dimensions: the map is not unique -> documented warning
-    with pytest.warns(UserWarning, match="only 4 of min\\(d_x, d_y\\)=6 .*5 anchors span at most 4"):
+    few = "only 4 of min\\(d_x, d_y\\)=6 .*5 anchors span at most 4"
+    with pytest.warns(UserWarning, match=few):
         ProcrustesTranslator(n_anchors=5, random_state=0).fit(X, Y)
     with pytest.warns(UserWarning, match="more than 8 anchors or use alpha > 0"):
         ProcrustesTranslator("linear", n_anchors=5, random_state=0).fit(X, Y)
@@ -778,7 +781,8 @@ def test_degenerate_anchors():
     # constant (e.g. dead ReLU) target features: named as the cause, not the anchor count
     Yd = Y.copy()
     Yd[:, :2] = 0.0
-    with pytest.warns(UserWarning, match="only 4 of .*0 source and 2 target features are constant") as rec:
+    dead = "only 4 of .*0 source and 2 target features are constant"
+    with pytest.warns(UserWarning, match=dead) as rec:
         tr = ProcrustesTranslator().fit(X, Yd)
     assert "more than" not in str(rec[0].message) and tr.rank_ == 4
     # constant target: nothing to align
