@@ -5,8 +5,18 @@ projection as fit/transform estimators on a torch backend.
 """
 
 from .anchors import select_anchors
+from .functional import TranslationStats
 from .relative import RelativeProjector
+from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["RelativeProjector", "select_anchors", "__version__"]
+__all__ = [
+    "ProcrustesTranslator",
+    "RelativeProjector",
+    "TranslationStats",
+    "merge_translation_stats",
+    "select_anchors",
+    "translation_stats",
+    "__version__",
+]
