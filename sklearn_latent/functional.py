@@ -350,10 +350,11 @@ def aggregate_components(components, aggregation="concat"):
     if aggregation == "concat":
         return torch.cat(list(components), dim=1)
     if aggregation in ("sum", "mean"):
-        out = None
+        out, m = None, 0
         for C in components:
             out = C.clone() if out is None else out.add_(C)
-        return out.div_(len(components)) if aggregation == "mean" else out
+            m += 1
+        return out.div_(m) if aggregation == "mean" else out
     raise ValueError(
         f"aggregation={aggregation!r} is not supported; expected one of {AGGREGATIONS}."
     )

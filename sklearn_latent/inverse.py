@@ -242,9 +242,17 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
     def _select_subsets(self, B_hat, norms):
         """``[None]`` (all anchors) or one pruned index tensor per subspace."""
+        candidates = np.flatnonzero(to_numpy(norms) > 0)
+        if candidates.size == 0:
+            warnings.warn(
+                "all anchors coincide (after centering they are all zero): the fitted "
+                "space has no direction to recover, transform returns the anchor mean.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return [None]
         if self.prune_threshold is None:
             return [None]
-        candidates = np.flatnonzero(to_numpy(norms) > 0)
         if self.n_subspaces > candidates.size:
             raise ValueError(
                 f"n_subspaces={self.n_subspaces} exceeds the {candidates.size} usable "
@@ -438,7 +446,7 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         return Y, one_d
 
     @atomic_fit
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Fit both sides on paired data.
 
         Parameters
