@@ -216,7 +216,17 @@ def inverse_relative_projection(R, inverse, *, scale=None, offset=None, columns=
             Y = D if Y is None else Y.add_(D)
         Y = Y.div_(len(inverse))
     else:
-        Y = _safe_normalize((R if columns is None else R[:, columns]) @ inverse)
+        Y = (R if columns is None else R[:, columns]) @ inverse
+        if not (Y.requires_grad or (offset is not None and offset.requires_grad)):
+            # Y is a fresh GEMM result: normalize, rescale and shift it in place
+            # (two passes over the output instead of four and no copies)
+            div = torch.linalg.vector_norm(Y, dim=1, keepdim=True)
+            div = div.clamp_min_(_EPS.get(Y.dtype, 1e-12))
+            if scale is not None:
+                div = div.div_(scale)
+            Y = Y.div_(div)
+            return Y if offset is None else Y.add_(offset)
+        Y = _safe_normalize(Y)
     if scale is not None:
         Y = Y * scale
     if offset is not None:
@@ -246,7 +256,7 @@ AGGREGATIONS = ("concat", "sum", "mean")
 # Rows (and anchors) per block of the CPU L1 / L-inf kernel: square blocks of
 # at most this size keep the concatenated block (2b x d) in the last-level
 # cache, and square blocks waste the least work (see _minkowski_blocked).
-_MINKOWSKI_BLOCK = 1024
+_MINKOWSKI_BLOCK = 512
 # Below this many rows or anchors the blocked kernel's per-call overhead wins.
 _MINKOWSKI_MIN_BLOCK = 32
 _condensed_index_cache = {}
