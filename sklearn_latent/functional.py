@@ -480,9 +480,25 @@ def prune_anchors(normalized_anchors, threshold, start=0):
 
 
 def anchor_condition_number(normalized_anchors):
-    """2-norm condition number ``s_max / s_min`` of a (k, d) anchor matrix.
+    """Effective 2-norm condition number of a (k, d) anchor matrix.
 
-    Over its ``min(k, d)`` singular values (float64); ``inf`` when rank deficient.
+    ``s_max / s_min`` over the singular values (float64) that the
+    pseudo-inverse of :func:`normalized_anchor_inverse` inverts, i.e. those
+    above its cutoff ``max(k, d) * eps * s_max``: exactly dependent directions
+    (e.g. dead ReLU units, constant features) are ignored by the solve and do
+    not count.  ``inf`` for a zero matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import anchor_condition_number
+    >>> anchor_condition_number(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]))
+    2.0
     """
-    s = torch.linalg.svdvals(normalized_anchors.to(torch.float64))
-    return float(s[0] / s[-1]) if float(s[-1]) > 0 else math.inf
+    A = normalized_anchors.to(torch.float64)
+    s = torch.linalg.svdvals(A)
+    if s.numel() == 0 or float(s[0]) == 0.0:
+        return math.inf
+    cutoff = float(s[0]) * max(A.shape) * torch.finfo(torch.float64).eps
+    kept = s[s > cutoff]
+    return float(s[0] / kept[-1])

@@ -120,7 +120,9 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         kept anchors, in selection order; one entry covering all anchors
         without pruning.
     condition_numbers_ : ndarray of shape (len(anchor_subsets_),)
-        2-norm condition number of each subset's normalized anchor matrix.
+        Effective 2-norm condition number of each subset's normalized anchor
+        matrix: largest over smallest singular value the pseudo-inverse keeps
+        (see :func:`~sklearn_latent.functional.anchor_condition_number`).
     inverse_ : ndarray of shape (sum of subset sizes, n_features_in_)
         The right inverses of the subsets' normalized anchors, stacked.
     n_features_in_ : int
