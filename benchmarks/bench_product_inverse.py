@@ -40,9 +40,10 @@ from sklearn_latent import functional as F  # noqa: E402
 
 def machine(device):
     try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         model = [
             line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            for line in out.splitlines()
             if line.startswith("Model name")
         ][0]
     except Exception:  # pragma: no cover - lscpu missing

@@ -228,8 +228,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
 
         Returns
         -------
-        R : ndarray or Tensor of shape (n_samples, n_anchors * len(metrics)) or (n_samples, n_anchors)
-            ``n_anchors * len(metrics)`` columns for ``aggregation="concat"``
+        R : ndarray or Tensor of shape (n_samples, n_outputs)
+            ``n_outputs = n_anchors * len(metrics)`` for ``aggregation="concat"``
             (metric-major: all anchors of the first metric first), else
             ``n_anchors``.  Same kind as X (a tensor stays on its device).
         """

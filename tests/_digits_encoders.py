@@ -1,9 +1,10 @@
 """Hidden ReLU layers of small MLPs trained on scikit-learn's digits (test helper).
 
 Independently trained encoders of the same data: the real-data case of latent
-space communication that runs offline.  ``fit_single_thread`` fits small
-scikit-learn models with one BLAS thread (much faster on a busy 2-core machine).  Digits / 16, 70/30 stratified split
-(random_state=0); encoders are cached per process.
+space communication that runs offline.  Digits / 16, 70/30 stratified split
+(random_state=0); encoders are cached per process.  ``fit_single_thread`` fits
+small scikit-learn models with one BLAS thread (much faster on a busy 2-core
+machine).
 """
 
 import functools
