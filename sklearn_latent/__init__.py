@@ -6,14 +6,19 @@ projection as fit/transform estimators on a torch backend.
 
 from .anchors import select_anchors
 from .functional import TranslationStats
+from .inverse import InverseRelativeProjector, RelativeTranslator
+from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "InverseRelativeProjector",
     "ProcrustesTranslator",
+    "ProductInvarianceProjector",
     "RelativeProjector",
+    "RelativeTranslator",
     "TranslationStats",
     "merge_translation_stats",
     "select_anchors",

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_scalar
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import functional as F
 from ._backend import (
@@ -339,6 +339,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
     def get_feature_names_out(self, input_features=None):
         """Output names ``"<metric>_a<j>"`` for anchor j."""
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         return np.asarray(
             [f"{self.metric}_a{j}" for j in range(self.anchors_.shape[0])], dtype=object
         )

@@ -1,0 +1,164 @@
+"""Speed of ProductInvarianceProjector components and of the inverse relative projection.
+
+Measures, in one run and on one device:
+
+* each component of ``ProductInvarianceProjector(metrics=("cosine", "euclidean",
+  "l1", "linf"))`` on an (n, d) float32 matrix onto k anchors, against one GEMM
+  of the same shape (cosine, euclidean) and against ``torch.cdist(p=1)`` /
+  ``torch.cdist(p=inf)`` on the same (centered) operands (l1, linf);
+* the whole ``ProductInvarianceProjector.transform`` (numpy in, numpy out);
+* ``InverseRelativeProjector.transform`` of (n, k) relative representations
+  into d dimensions against one GEMM of that shape (n x k @ k x d).
+
+Usage::
+
+    python benchmarks/bench_product_inverse.py                 # 100,000 x 768 onto 1,000
+    python benchmarks/bench_product_inverse.py --n 20000 --repeats 3
+    python benchmarks/bench_product_inverse.py --device cuda
+
+Prints a markdown report (machine, date, command, medians, ratios).
+"""
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from sklearn_latent import InverseRelativeProjector, ProductInvarianceProjector  # noqa: E402
+from sklearn_latent import functional as F  # noqa: E402
+
+
+def machine(device):
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = [
+            line.split(":", 1)[1].strip()
+            for line in out.splitlines()
+            if line.startswith("Model name")
+        ][0]
+    except Exception:  # pragma: no cover - lscpu missing
+        model = platform.processor() or "unknown"
+    info = (
+        f"nproc {os.cpu_count()}, CPU {model}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()})"
+    )
+    if device.type == "cuda":
+        info += f", GPU {torch.cuda.get_device_name(device)}"
+    try:
+        info += f", load average {os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover
+        pass
+    return info
+
+
+def timer(fn, device, repeats):
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up on CUDA)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        fn()
+        sync()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+        del out
+    return statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--d", type=int, default=768)
+    parser.add_argument("--k", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    n, d, k, reps = args.n, args.d, args.k, args.repeats
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float32) + 0.5
+    A_idx = torch.randperm(n, generator=gen)[:k]
+    Xd = X.to(device)
+    A = Xd[A_idx.to(device)]
+    mu = A.mean(dim=0)
+    Xc, Ac = Xd - mu, A - mu
+
+    rows = []
+    with torch.no_grad():
+        t_gemm = timer(lambda: Xd @ A.T, device, reps)
+        rows.append(("GEMM (n x d) @ (d x k)", t_gemm, "1.00 x GEMM"))
+        for metric in ("cosine", "euclidean"):
+            project = F._relative_projector(A, metric, center=mu)
+            t = timer(lambda: project(Xd), device, reps)
+            rows.append((f"component {metric}", t, f"{t / t_gemm:.2f} x GEMM"))
+        checks = []
+        for metric, p in (("l1", 1.0), ("linf", math.inf)):
+            project = F._relative_projector(A, metric, center=mu)
+            t = timer(lambda: project(Xd), device, reps)
+            t_cdist = timer(lambda: torch.cdist(Xc, Ac, p=p), device, reps)
+            rows.append((f"component {metric}", t,
+                         f"torch.cdist / ours = {t_cdist / t:.2f}; {t / t_gemm:.1f} x GEMM"))
+            rows.append((f"torch.cdist(p={p})", t_cdist, f"{t_cdist / t_gemm:.1f} x GEMM"))
+            m = min(n, 2000)
+            ref = torch.cdist(Xc[:m].double(), Ac.double(), p=p)
+            checks.append(f"{metric}: max |ours - cdist(float64)| / max = "
+                          f"{float((project(Xd[:m]).double() - ref).abs().max() / ref.max()):.1e}")
+
+    X_np = X.numpy()
+    proj = ProductInvarianceProjector(anchors=A_idx.numpy(), device=device).fit(X_np[:20_000])
+    t = timer(lambda: proj.transform(X_np), device, reps)
+    rows.append(("ProductInvarianceProjector.transform (4 metrics, standard, concat; numpy)",
+                 t, f"{t / t_gemm:.1f} x GEMM"))
+
+    # inverse relative projection: (n, k) -> (n, d)
+    # a structured target space (rank-64 signal plus noise), like real embeddings
+    rng = np.random.default_rng(1)
+    Y = (rng.normal(size=(5 * k, 64)) @ rng.normal(size=(64, d))
+         + 0.5 * rng.normal(size=(5 * k, d))).astype(np.float32)
+    irp = InverseRelativeProjector(k, random_state=0, device=device).fit(Y)
+    R = np.random.default_rng(2).uniform(-1, 1, size=(n, k)).astype(np.float32)
+    Rd = torch.from_numpy(R).to(device)
+    P = torch.from_numpy(irp.inverse_).to(device)
+    with torch.no_grad():
+        t_gemm2 = timer(lambda: Rd @ P, device, reps)
+    t_irp = timer(lambda: irp.transform(R), device, reps)
+    t_irp_t = timer(lambda: irp.transform(Rd), device, reps)
+    rows.append(("GEMM (n x k) @ (k x d)", t_gemm2, "1.00 x GEMM"))
+    rows.append(("InverseRelativeProjector.transform (numpy in/out)", t_irp,
+                 f"{t_irp / t_gemm2:.2f} x GEMM"))
+    rows.append((f"InverseRelativeProjector.transform ({device.type} tensor in/out)", t_irp_t,
+                 f"{t_irp_t / t_gemm2:.2f} x GEMM"))
+    pruned = InverseRelativeProjector(k, prune_threshold=0.7, n_subspaces=8, random_state=0,
+                                      device=device).fit(Y)
+    t_pr = timer(lambda: pruned.transform(Rd), device, reps)
+    sizes = [len(S) for S in pruned.anchor_subsets_]
+    rows.append((f"... pruned delta=0.7, omega=8 (subset sizes {min(sizes)}-{max(sizes)})",
+                 t_pr, f"{t_pr / t_gemm2:.2f} x GEMM"))
+
+    print(f"### {device.type}: n={n}, d={d}, k={k}, float32, median of {reps}\n")
+    print(f"- machine: {machine(device)}")
+    print(f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}")
+    print(f"- command: `python benchmarks/bench_product_inverse.py {' '.join(sys.argv[1:])}`")
+    for c in checks:
+        print(f"- correctness: {c}")
+    print("\n| operation | median s | ratio |\n|---|---|---|")
+    for name, t, ratio in rows:
+        print(f"| {name} | {t:.4f} | {ratio} |")
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""ProductInvarianceProjector and the product / L1 / L-inf kernels of functional."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import ortho_group
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_set_output_transform,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    parametrize_with_checks,
+)
+
+from sklearn_latent import ProductInvarianceProjector, RelativeProjector
+from sklearn_latent import functional as F
+
+ALL = ("cosine", "euclidean", "l1", "linf")
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture(params=["numpy", "torch"] + (["cuda"] if CUDA else []))
+def kind(request):
+    return request.param
+
+
+def as_kind(X, kind):
+    if kind == "numpy":
+        return X
+    return torch.as_tensor(X, device="cuda" if kind == "cuda" else "cpu")
+
+
+def to_np(R):
+    return R.detach().cpu().numpy() if isinstance(R, torch.Tensor) else np.asarray(R)
+
+
+def data(n=120, d=8, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# scikit-learn API
+# --------------------------------------------------------------------------
+@parametrize_with_checks(
+    [
+        ProductInvarianceProjector(n_anchors=5, random_state=0),
+        ProductInvarianceProjector(
+            n_anchors=5, metrics=("cosine", "l1"), aggregation="mean", normalize="layer",
+            random_state=0,
+        ),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_transformer_get_feature_names_out,
+        check_transformer_get_feature_names_out_pandas,
+        check_set_output_transform,
+        check_dataframe_column_names_consistency,
+    ],
+)
+@pytest.mark.parametrize("aggregation", ["concat", "sum"])
+def test_feature_name_checks(check, aggregation):
+    # scikit-learn runs these only on its own estimators; they apply here too.
+    pytest.importorskip("pandas")
+    check("ProductInvarianceProjector",
+          ProductInvarianceProjector(n_anchors=5, aggregation=aggregation, random_state=0))
+
+
+def test_feature_names_out():
+    X = data()
+    proj = ProductInvarianceProjector(4, metrics=("cosine", "linf"), random_state=0).fit(X)
+    assert proj.get_feature_names_out().tolist() == [
+        f"{m}_a{j}" for m in ("cosine", "linf") for j in range(4)
+    ]
+    for agg in ("sum", "mean"):
+        proj.set_params(aggregation=agg).fit(X)
+        assert proj.get_feature_names_out().tolist() == [f"{agg}_a{j}" for j in range(4)]
+        assert proj.transform(X).shape == (120, 4)
+
+
+def test_output_kind_dtype_and_batches(kind):
+    X = data(dtype=np.float32)
+    proj = ProductInvarianceProjector(10, random_state=0).fit(as_kind(X, kind))
+    R = proj.transform(as_kind(X, kind))
+    assert type(R) is type(as_kind(X, kind))
+    assert R.dtype in (np.float32, torch.float32) and R.shape == (120, 40)
+    if isinstance(R, torch.Tensor):
+        assert R.device.type == ("cuda" if kind == "cuda" else "cpu")
+    batched = clone(proj).set_params(batch_size=7).fit(as_kind(X, kind))
+    np.testing.assert_allclose(to_np(batched.transform(as_kind(X, kind))), to_np(R),
+                               rtol=1e-5, atol=1e-5)
+    # fitted state is CPU numpy and pickles
+    assert isinstance(proj.output_mean_, np.ndarray) and proj.output_mean_.shape == (4, 10)
+    again = pickle.loads(pickle.dumps(proj))
+    np.testing.assert_array_equal(to_np(again.transform(as_kind(X, kind))), to_np(R))
+
+
+# --------------------------------------------------------------------------
+# components are RelativeProjector's
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("normalize", [None, "standard", "l2", "layer"])
+@pytest.mark.parametrize("center", [True, False])
+def test_components_equal_relative_projector(normalize, center):
+    X = data() + 3.0
+    metrics = ("cosine", "euclidean", "l1", "linf", "angular", "dot")
+    proj = ProductInvarianceProjector(
+        15, metrics=metrics, normalize=normalize, center=center, random_state=1
+    ).fit(X)
+    R = proj.transform(X)
+    singles = []
+    for c, m in enumerate(metrics):
+        rp = RelativeProjector(
+            anchors=proj.anchor_indices_, metric=m, normalize=normalize, center=center
+        ).fit(X)
+        single = rp.transform(X)
+        singles.append(single)
+        np.testing.assert_allclose(R[:, 15 * c : 15 * (c + 1)], single, rtol=1e-12, atol=1e-12)
+    for agg, combine in (("sum", np.sum), ("mean", np.mean)):
+        proj_agg = clone(proj).set_params(aggregation=agg).fit(X)
+        np.testing.assert_allclose(
+            proj_agg.transform(X), combine(singles, axis=0), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_anchor_strategies_shared_with_relative_projector():
+    X = data(200)
+    for anchors in ("fps", "kmeans"):
+        a = ProductInvarianceProjector(12, anchors=anchors, random_state=3).fit(X)
+        b = RelativeProjector(12, anchors=anchors, random_state=3).fit(X)
+        np.testing.assert_array_equal(a.anchor_indices_, b.anchor_indices_)
+
+
+# --------------------------------------------------------------------------
+# the product is invariant to exactly the intersection of its components'
+# --------------------------------------------------------------------------
+TRANSFORMS = (
+    "rotation", "permutation", "sign_flip", "translation", "isotropic_scale",
+    "anisotropic_scale",
+)
+# with center=True (the anchor mean is subtracted on both sides)
+INVARIANT = {
+    "cosine": {"rotation", "permutation", "sign_flip", "translation", "isotropic_scale"},
+    "euclidean": {"rotation", "permutation", "sign_flip", "translation"},
+    "l1": {"permutation", "sign_flip", "translation"},
+    "linf": {"permutation", "sign_flip", "translation"},
+}
+
+
+def apply_transform(kind, X, rng):
+    d = X.shape[1]
+    if kind == "rotation":
+        return X @ ortho_group.rvs(d, random_state=rng)
+    if kind == "permutation":
+        return X[:, rng.permutation(d)]
+    if kind == "sign_flip":
+        return X * rng.choice([-1.0, 1.0], size=d)
+    if kind == "translation":
+        return X + rng.normal(scale=3.0, size=d)
+    if kind == "isotropic_scale":
+        return X * rng.uniform(1.5, 3.0)
+    scales = np.exp(rng.uniform(-1.0, 1.0, size=d))
+    scales[0], scales[-1] = 0.5, 2.0  # surely anisotropic
+    return X * scales
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    metrics=st.lists(st.sampled_from(ALL), min_size=1, max_size=4, unique=True),
+    transform=st.sampled_from(TRANSFORMS),
+    seed=st.integers(0, 2**16),
+)
+def test_invariant_to_exactly_the_intersection(metrics, transform, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 6))
+    idx = rng.choice(60, 12, replace=False)
+    Z = apply_transform(transform, X, rng)
+    make = lambda: ProductInvarianceProjector(anchors=idx, metrics=tuple(metrics),  # noqa: E731
+                                              normalize=None)
+    R, R_t = make().fit(X).transform(X), make().fit(Z).transform(Z)
+    for c, m in enumerate(metrics):
+        a, b = R[:, 12 * c : 12 * (c + 1)], R_t[:, 12 * c : 12 * (c + 1)]
+        change = np.linalg.norm(b - a) / np.linalg.norm(a)
+        if transform in INVARIANT[m]:
+            assert change < 1e-6, (m, transform, change)
+        else:  # a real difference, not rounding (smallest seen over 300 seeds: 0.086)
+            assert change > 0.02, (m, transform, change)
+    expected = all(transform in INVARIANT[m] for m in metrics)
+    change = np.linalg.norm(R_t - R) / np.linalg.norm(R)
+    assert (change < 1e-6) if expected else (change > 0.01)
+
+
+@pytest.mark.parametrize(
+    "metrics, invariant, not_invariant",
+    [
+        (("cosine", "euclidean"), "rotation", "isotropic_scale"),
+        (("euclidean", "l1"), "translation", "rotation"),
+        (("euclidean", "l1"), "permutation", "isotropic_scale"),
+    ],
+)
+def test_product_examples(metrics, invariant, not_invariant):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 6))
+    idx = np.arange(0, 80, 5)
+    out = {}
+    for t in (invariant, not_invariant):
+        Z = apply_transform(t, X, rng)
+        R = ProductInvarianceProjector(anchors=idx, metrics=metrics, normalize=None).fit(X)
+        R_t = clone(R).fit(Z).transform(Z)
+        out[t] = np.abs(R_t - R.transform(X)).max()
+    assert out[invariant] < 1e-6
+    assert out[not_invariant] > 0.1
+
+
+def test_fitted_normalization_adds_scale_invariance():
+    # "standard" (fitted per space), "l2" and "layer" divide a global scale
+    # of the distances out; only normalize=None keeps them scale dependent.
+    X = data()
+    idx = np.arange(0, 120, 6)
+    for normalize, invariant in (("standard", True), ("l2", True), ("layer", True),
+                                 (None, False)):
+        proj = ProductInvarianceProjector(anchors=idx, metrics=("euclidean", "l1"),
+                                          normalize=normalize)
+        change = np.abs(clone(proj).fit(2.5 * X).transform(2.5 * X)
+                        - proj.fit(X).transform(X)).max()
+        assert (change < 1e-6) if invariant else (change > 0.5), (normalize, change)
+
+
+# --------------------------------------------------------------------------
+# model selection over invariances
+# --------------------------------------------------------------------------
+def test_grid_search_over_invariances():
+    X, y = make_classification(n_samples=150, n_features=10, n_informative=6,
+                               random_state=0)
+    grid = GridSearchCV(
+        make_pipeline(ProductInvarianceProjector(20, random_state=0),
+                      LogisticRegression(max_iter=500)),
+        {
+            "productinvarianceprojector__metrics": [
+                ("cosine",), ("euclidean",), ("l1",), ("linf",),
+                ("cosine", "euclidean", "l1", "linf"),
+            ],
+            "productinvarianceprojector__aggregation": ["concat", "sum"],
+        },
+        cv=3,
+        error_score="raise",
+    ).fit(X, y)
+    scores = grid.cv_results_["mean_test_score"]
+    assert scores.shape == (10,) and np.all(np.isfinite(scores))
+    assert grid.best_score_ > 0.7
+    # candidates are ordered aggregation-major; for a single metric concat and
+    # sum are the same model
+    np.testing.assert_allclose(scores[0:4], scores[5:9])
+    assert grid.best_estimator_[0].metrics_ == grid.best_params_[
+        "productinvarianceprojector__metrics"]
+
+
+# --------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        (dict(metrics="cosine"), TypeError, "metrics must be a tuple"),
+        (dict(metrics=()), ValueError, r"metrics=\(\) is empty"),
+        (dict(metrics=("cosine", "manhattan")), ValueError, "'manhattan'"),
+        (dict(metrics=("l1", "l1")), ValueError, "repeats"),
+        (dict(aggregation="max"), ValueError, "aggregation='max'"),
+        (dict(normalize="minmax"), ValueError, "normalize='minmax'"),
+        (dict(center="yes"), TypeError, "center"),
+        (dict(n_anchors=500), ValueError, "n_anchors=500 exceeds"),
+    ],
+)
+def test_bad_params_leave_estimator_unchanged(params, error, match):
+    X = data()
+    proj = ProductInvarianceProjector(10, random_state=0).fit(X)
+    before = dict(proj.__dict__)
+    with pytest.raises(error, match=match):
+        proj.set_params(**params).fit(X)
+    assert proj.__dict__.keys() == before.keys()
+    for key, value in before.items():
+        if key not in ProductInvarianceProjector().get_params():
+            assert proj.__dict__[key] is value
+
+
+def test_nan_and_width_errors(kind):
+    X = data()
+    proj = ProductInvarianceProjector(10, random_state=0).fit(as_kind(X, kind))
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        proj.transform(as_kind(bad, kind))
+    with pytest.raises(ValueError, match="NaN"):
+        clone(proj).fit(as_kind(bad, kind))
+    with pytest.raises(ValueError, match="X has 7 features"):
+        proj.transform(as_kind(X[:, :7], kind))
+
+
+# --------------------------------------------------------------------------
+# functional: the CPU L1 / L-inf kernel against the naive formula
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [1.0, math.inf])
+@pytest.mark.parametrize("n, k", [(1, 5), (40, 33), (97, 250), (300, 64), (700, 40)])
+def test_minkowski_kernel_matches_naive_formula(n, k, p, dtype, monkeypatch):
+    # block size lowered so several blocks and remainders are exercised
+    monkeypatch.setattr(F, "_MINKOWSKI_BLOCK", 64)
+    g = torch.Generator().manual_seed(n + k)
+    X = torch.randn(n, 19, generator=g, dtype=torch.float64) * 3 + 1
+    A = torch.randn(k, 19, generator=g, dtype=torch.float64)
+    diff = (X[:, None, :] - A[None, :, :]).abs()
+    naive = diff.sum(-1) if p == 1.0 else diff.amax(-1)
+    got = F._minkowski(X.to(dtype), A.to(dtype), p)
+    assert got.dtype == dtype and got.shape == (n, k)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    torch.testing.assert_close(got.double(), naive, rtol=tol, atol=tol * 10)
+    metric = "l1" if p == 1.0 else "linf"
+    torch.testing.assert_close(
+        F.pairwise(X.to(dtype), A.to(dtype), metric).double(), naive, rtol=tol, atol=tol * 10
+    )
+
+
+def test_minkowski_kernel_keeps_autograd():
+    X = torch.randn(50, 4, dtype=torch.float64, requires_grad=True)
+    A = torch.randn(40, 4, dtype=torch.float64)
+    F._minkowski(X, A, 1.0).sum().backward()
+    torch.testing.assert_close(X.grad, torch.sign(X[:, None] - A[None]).sum(1))
+
+
+def test_functional_product_projection_and_errors():
+    X = torch.randn(30, 5, dtype=torch.float64)
+    A = X[:7]
+    R = F.product_projection(X, A, ("cosine", "l1"), aggregation="concat")
+    torch.testing.assert_close(R[:, :7], F.pairwise(X, A, "cosine"))
+    torch.testing.assert_close(R[:, 7:], F.pairwise(X, A, "l1"))
+    with pytest.raises(ValueError, match="aggregation='max'"):
+        F.aggregate_components([R], "max")
+    with pytest.raises(ValueError, match="normalize='minmax'"):
+        F.normalize_component(R, "minmax")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+def test_cuda_device_parameter_returns_numpy():
+    X = data(dtype=np.float32)
+    cpu = ProductInvarianceProjector(10, random_state=0).fit(X)
+    gpu = clone(cpu).set_params(device="cuda").fit(X)
+    R = gpu.transform(X)
+    assert isinstance(R, np.ndarray)
+    np.testing.assert_allclose(R, cpu.transform(X), rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# real data: zero-shot stitching on digits across independently trained encoders
+# --------------------------------------------------------------------------
+# Measured with this exact setup (300 random anchors, random_state=0,
+# center=True, normalize="standard", LogisticRegression(max_iter=3000)).
+# Classifier trained on relative representations of encoder C (32 units,
+# seed 2), scored on those of encoder A (64 units, seed 0).
+STITCH_C_TO_A = {
+    ("cosine",): 0.956,
+    ("euclidean",): 0.976,
+    ("l1",): 0.965,
+    ("linf",): 0.950,
+    (ALL, "concat"): 0.976,
+    (ALL, "sum"): 0.980,
+}
+
+
+@pytest.mark.slow
+def test_digits_stitching_product_at_least_best_single():
+    from _digits_encoders import digits_encoder, digits_split, fit_single_thread
+
+    _, _, y_train, y_test = digits_split()
+    Htr_src, _ = digits_encoder("C")
+    Htr_tgt, Hte_tgt = digits_encoder("A")
+
+    def stitch(metrics, aggregation="concat"):
+        src = ProductInvarianceProjector(300, metrics=metrics, aggregation=aggregation,
+                                         random_state=0).fit(Htr_src)
+        tgt = clone(src).set_params(anchors=src.anchor_indices_).fit(Htr_tgt)
+        clf = fit_single_thread(LogisticRegression(max_iter=3000), src.transform(Htr_src),
+                                y_train)
+        return clf.score(tgt.transform(Hte_tgt), y_test)
+
+    got = {(m,): stitch((m,)) for m in ALL}
+    got[(ALL, "concat")] = stitch(ALL)
+    got[(ALL, "sum")] = stitch(ALL, "sum")
+    for key, acc in got.items():
+        assert acc == pytest.approx(STITCH_C_TO_A[key], abs=0.01), (key, acc)
+    best_single = max(got[(m,)] for m in ALL)
+    assert got[(ALL, "sum")] >= best_single
+    assert got[(ALL, "concat")] >= best_single - 0.005
+    # absolute baseline: a classifier on one encoder's space is near chance on another's
+    clf_abs = fit_single_thread(LogisticRegression(max_iter=3000), Htr_tgt, y_train)
+    assert clf_abs.score(digits_encoder("B")[1], y_test) < 0.3
