@@ -27,21 +27,6 @@ from sklearn_latent import functional as F
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(params=["numpy", "torch"] + (["cuda"] if CUDA else []))
-def kind(request):
-    return request.param
-
-
-def as_kind(X, kind):
-    if kind == "numpy":
-        return X
-    return torch.as_tensor(X, device="cuda" if kind == "cuda" else "cpu")
-
-
-def to_np(R):
-    return R.detach().cpu().numpy() if isinstance(R, torch.Tensor) else np.asarray(R)
-
-
 def row_cosines(A, B):
     A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
     return (A * B).sum(1) / np.linalg.norm(A, axis=1) / np.linalg.norm(B, axis=1)
@@ -133,23 +118,24 @@ def test_irp_output_is_named_after_the_fitted_space():
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("center", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_round_trip_in_one_space(center, dtype, kind):
+def test_round_trip_in_one_space(center, dtype, backend):
     X = gaussian(dtype=dtype) + (2.0 if center else 0.0)
-    rp = RelativeProjector(48, center=center, random_state=0).fit(as_kind(X, kind))
+    rp = RelativeProjector(48, center=center, random_state=0).fit(backend.asarray(X))
     irp = InverseRelativeProjector(anchors=rp.anchor_indices_, center=center).fit(
-        as_kind(X, kind))
-    X_hat = irp.transform(rp.transform(as_kind(X, kind)))
-    assert type(X_hat) is type(as_kind(X, kind)) and X_hat.shape == X.shape
+        backend.asarray(X))
+    X_hat = irp.transform(rp.transform(backend.asarray(X)))
+    assert type(X_hat) is type(backend.asarray(X)) and X_hat.shape == X.shape
     assert X_hat.dtype in (np.dtype(dtype), torch.float32 if dtype == np.float32
                            else torch.float64)
     mu = irp.anchor_mean_ if center else 0.0
-    assert row_cosines(to_np(X_hat) - mu, X - mu).min() > 0.99
+    assert row_cosines(backend.to_numpy(X_hat) - mu, X - mu).min() > 0.99
     # the output norm is the mean anchor norm of the fitted space
-    np.testing.assert_allclose(np.linalg.norm(to_np(X_hat) - mu, axis=1),
+    np.testing.assert_allclose(np.linalg.norm(backend.to_numpy(X_hat) - mu, axis=1),
                                irp.mean_anchor_norm_, rtol=1e-4)
     # same formula as RelativeProjector.inverse_transform (shared kernels)
-    np.testing.assert_allclose(to_np(X_hat), to_np(rp.inverse_transform(rp.transform(
-        as_kind(X, kind)))), rtol=1e-4, atol=1e-4)
+    X_rp = rp.inverse_transform(rp.transform(backend.asarray(X)))
+    np.testing.assert_allclose(backend.to_numpy(X_hat), backend.to_numpy(X_rp),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_planted_rotation_across_spaces():
@@ -327,24 +313,24 @@ def test_bad_params_leave_estimator_unchanged(params, error, match):
     assert all(after[k] is before[k] for k in before)
 
 
-def test_bad_relative_input(kind):
+def test_bad_relative_input(backend):
     Y = gaussian(200, 6)
-    irp = InverseRelativeProjector(30, random_state=0).fit(as_kind(Y, kind))
+    irp = InverseRelativeProjector(30, random_state=0).fit(backend.asarray(Y))
     R = np.random.default_rng(0).uniform(-1, 1, size=(5, 30))
     with pytest.raises(ValueError, match="X has 6 features, but InverseRelativeProjector is "
                                          "expecting 30 features"):
-        irp.transform(as_kind(Y, kind))  # absolute vectors instead of R
+        irp.transform(backend.asarray(Y))  # absolute vectors instead of R
     bad = R.copy()
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        irp.transform(as_kind(bad, kind))
+        irp.transform(backend.asarray(bad))
     Y_nan = Y.copy()
     Y_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        clone(irp).fit(as_kind(Y_nan, kind))
-    out = irp.transform(as_kind(R, kind))
-    assert type(out) is type(as_kind(R, kind)) and out.shape == (5, 6)
-    assert np.isfinite(to_np(out)).all()
+        clone(irp).fit(backend.asarray(Y_nan))
+    out = irp.transform(backend.asarray(R))
+    assert type(out) is type(backend.asarray(R)) and out.shape == (5, 6)
+    assert np.isfinite(backend.to_numpy(out)).all()
 
 
 def test_translator_bad_input():
@@ -371,13 +357,13 @@ def test_translator_bad_input():
     assert pickle.loads(pickle.dumps(fitted)).predict(X) == pytest.approx(fitted.predict(X))
 
 
-def test_batches_and_devices(kind):
+def test_batches_and_devices(backend):
     X, Y = gaussian(300, 10), gaussian(300, 7, seed=1) + 1
     tr = RelativeTranslator(40, prune_threshold=0.5, n_subspaces=3, random_state=0)
-    full = tr.fit(as_kind(X, kind), as_kind(Y, kind)).predict(as_kind(X, kind))
-    batched = clone(tr).set_params(batch_size=17).fit(as_kind(X, kind), as_kind(Y, kind))
-    np.testing.assert_allclose(to_np(batched.predict(as_kind(X, kind))), to_np(full),
-                               rtol=1e-10, atol=1e-10)
+    full = tr.fit(backend.asarray(X), backend.asarray(Y)).predict(backend.asarray(X))
+    batched = clone(tr).set_params(batch_size=17).fit(backend.asarray(X), backend.asarray(Y))
+    np.testing.assert_allclose(backend.to_numpy(batched.predict(backend.asarray(X))),
+                               backend.to_numpy(full), rtol=1e-10, atol=1e-10)
     assert isinstance(tr.inverse_projector_.inverse_, np.ndarray)
 
 

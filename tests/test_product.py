@@ -29,21 +29,6 @@ ALL = ("cosine", "euclidean", "l1", "linf")
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(params=["numpy", "torch"] + (["cuda"] if CUDA else []))
-def kind(request):
-    return request.param
-
-
-def as_kind(X, kind):
-    if kind == "numpy":
-        return X
-    return torch.as_tensor(X, device="cuda" if kind == "cuda" else "cpu")
-
-
-def to_np(R):
-    return R.detach().cpu().numpy() if isinstance(R, torch.Tensor) else np.asarray(R)
-
-
 def data(n=120, d=8, seed=0, dtype=np.float64):
     return np.random.default_rng(seed).normal(size=(n, d)).astype(dtype)
 
@@ -93,21 +78,22 @@ def test_feature_names_out():
         assert proj.transform(X).shape == (120, 4)
 
 
-def test_output_kind_dtype_and_batches(kind):
+def test_output_kind_dtype_and_batches(backend):
     X = data(dtype=np.float32)
-    proj = ProductInvarianceProjector(10, random_state=0).fit(as_kind(X, kind))
-    R = proj.transform(as_kind(X, kind))
-    assert type(R) is type(as_kind(X, kind))
+    proj = ProductInvarianceProjector(10, random_state=0).fit(backend.asarray(X))
+    R = proj.transform(backend.asarray(X))
+    assert type(R) is type(backend.asarray(X))
     assert R.dtype in (np.float32, torch.float32) and R.shape == (120, 40)
     if isinstance(R, torch.Tensor):
-        assert R.device.type == ("cuda" if kind == "cuda" else "cpu")
-    batched = clone(proj).set_params(batch_size=7).fit(as_kind(X, kind))
-    np.testing.assert_allclose(to_np(batched.transform(as_kind(X, kind))), to_np(R),
-                               rtol=1e-5, atol=1e-5)
+        assert R.device.type == backend.device.type
+    batched = clone(proj).set_params(batch_size=7).fit(backend.asarray(X))
+    np.testing.assert_allclose(backend.to_numpy(batched.transform(backend.asarray(X))),
+                               backend.to_numpy(R), rtol=1e-5, atol=1e-5)
     # fitted state is CPU numpy and pickles
     assert isinstance(proj.output_mean_, np.ndarray) and proj.output_mean_.shape == (4, 10)
     again = pickle.loads(pickle.dumps(proj))
-    np.testing.assert_array_equal(to_np(again.transform(as_kind(X, kind))), to_np(R))
+    np.testing.assert_array_equal(backend.to_numpy(again.transform(backend.asarray(X))),
+                                  backend.to_numpy(R))
 
 
 # --------------------------------------------------------------------------
@@ -297,17 +283,17 @@ def test_bad_params_leave_estimator_unchanged(params, error, match):
             assert proj.__dict__[key] is value
 
 
-def test_nan_and_width_errors(kind):
+def test_nan_and_width_errors(backend):
     X = data()
-    proj = ProductInvarianceProjector(10, random_state=0).fit(as_kind(X, kind))
+    proj = ProductInvarianceProjector(10, random_state=0).fit(backend.asarray(X))
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        proj.transform(as_kind(bad, kind))
+        proj.transform(backend.asarray(bad))
     with pytest.raises(ValueError, match="NaN"):
-        clone(proj).fit(as_kind(bad, kind))
+        clone(proj).fit(backend.asarray(bad))
     with pytest.raises(ValueError, match="X has 7 features"):
-        proj.transform(as_kind(X[:, :7], kind))
+        proj.transform(backend.asarray(X[:, :7]))
 
 
 # --------------------------------------------------------------------------
