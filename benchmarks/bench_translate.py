@@ -198,7 +198,7 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=50_000)
     p.add_argument("--stream-method", default="orthogonal", choices=METHODS)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS_translate.md"))
+    p.add_argument("--out", default=None, help="also append the report to this file")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:])
@@ -218,8 +218,9 @@ def main(argv=None):
         bench_stream(args, device, lines)
     lines.append(latentis_note())
     lines.append("")
-    with open(args.out, "a") as f:
-        f.write("\n".join(lines) + "\n")
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
