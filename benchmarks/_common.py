@@ -1,0 +1,127 @@
+"""Small helpers shared by the benchmark scripts (timing, machine, tables)."""
+
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+
+def sync(device):
+    """Wait for queued kernels on ``device`` (a no-op on CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, repeat=5, warmup=1, device="cpu"):
+    """Median wall time of ``fn()`` in seconds over ``repeat`` calls after ``warmup`` calls."""
+    return statistics.median(times(fn, repeat=repeat, warmup=warmup, device=device))
+
+
+def times(fn, repeat=5, warmup=1, device="cpu"):
+    """Wall times of ``repeat`` calls of ``fn()`` (after ``warmup`` untimed calls)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def paired_times(fns, repeat=5, warmup=1, device="cpu"):
+    """Wall times of several functions measured round-robin, one round per repeat.
+
+    Interleaving makes the ratios between them robust to slow drifts of the
+    machine (other processes, frequency changes): compare them round by round
+    with :func:`median_ratio`.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync(device)
+    out = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def median_ratio(num, den):
+    """Median over rounds of ``num[i] / den[i]``."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device="cpu"):
+    """One line: cores, CPU model, torch version and threads, GPU when used."""
+    parts = [
+        f"{os.cpu_count()} cores ({_cpu_model()})",
+        f"torch {torch.__version__}",
+        f"{torch.get_num_threads()} torch threads",
+    ]
+    if torch.device(device).type == "cuda":
+        parts.append(f"GPU {torch.cuda.get_device_name(torch.device(device))}")
+    if hasattr(os, "getloadavg"):  # other processes on the machine skew every timing
+        parts.append("load average %.1f / %.1f / %.1f (1 / 5 / 15 min)" % os.getloadavg())
+    return ", ".join(parts)
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process (VmHWM), in bytes."""
+    return _status_kib("VmHWM") * 1024
+
+
+def rss_bytes():
+    """Current resident set size of this process (VmRSS), in bytes."""
+    return _status_kib("VmRSS") * 1024
+
+
+def reset_peak_rss():
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not permitted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def table(header, rows):
+    """A markdown table as a string."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def emit(text, path=None):
+    """Print ``text`` and append it to ``path`` when given."""
+    print(text, flush=True)
+    if path:
+        with open(path, "a") as fh:
+            fh.write(text + "\n")
