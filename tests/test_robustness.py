@@ -1,0 +1,49 @@
+"""Robustness battery: extreme magnitudes, hostile inputs, determinism, threads, memory."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_latent import functional as F
+
+# Powers of two (~1e+-30): scaling by them is exact, so results must scale exactly.
+HUGE, TINY = 2.0**100, 2.0**-100
+DEGREE = {"cosine": 0, "angular": 0, "dot": 2, "euclidean": 1, "l1": 1, "linf": 1, "lp": 1}
+
+
+def _scales(dtype):
+    """(s, s) pairs: ~1e+-30 in float32, ~1e+-180 in float64 (squares overflow both)."""
+    return (HUGE, TINY) if dtype == torch.float32 else (2.0**600, 2.0**-600)
+
+
+# --------------------------------------------------------------------------
+# extreme magnitudes: regression tests of the kernel fixes
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("metric", F.METRICS)
+def test_pairwise_scales_exactly_at_extreme_magnitudes(metric, dtype):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 6, generator=gen, dtype=torch.float64).to(dtype)
+    A = torch.randn(5, 6, generator=gen, dtype=torch.float64).to(dtype)
+    ref = F.pairwise(X, A, metric, p=3.0).to(torch.float64)
+    info = torch.finfo(dtype)
+    for s in _scales(dtype):
+        out = F.pairwise(X * s, A * s, metric, p=3.0)
+        expected = ref
+        for _ in range(DEGREE[metric]):
+            expected = expected * s
+        if expected.abs().max() > info.max or expected.abs().max() < info.tiny:
+            continue  # dot products beyond the dtype's range: nothing to compare
+        assert torch.isfinite(out).all(), (metric, s)
+        torch.testing.assert_close(out.to(torch.float64), expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_safe_normalize_and_layer_normalize_at_extreme_magnitudes(dtype):
+    X = torch.randn(20, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    X = X.to(dtype)
+    for s in _scales(dtype):
+        torch.testing.assert_close(F._safe_normalize(X * s), F._safe_normalize(X))
+        torch.testing.assert_close(F.layer_normalize(X * s), F.layer_normalize(X))
+        torch.testing.assert_close(F._row_norms(X * s) / s, F._row_norms(X))
+    assert torch.equal(F._safe_normalize(torch.zeros(2, 3, dtype=dtype)), torch.zeros(2, 3, dtype=dtype))
