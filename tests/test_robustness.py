@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_latent import functional as F
+from sklearn_latent import functional as F, select_anchors
 
 # Powers of two (~1e+-30): scaling by them is exact, so results must scale exactly.
 HUGE, TINY = 2.0**100, 2.0**-100
@@ -47,3 +47,12 @@ def test_safe_normalize_and_layer_normalize_at_extreme_magnitudes(dtype):
         torch.testing.assert_close(F.layer_normalize(X * s), F.layer_normalize(X))
         torch.testing.assert_close(F._row_norms(X * s) / s, F._row_norms(X))
     assert torch.equal(F._safe_normalize(torch.zeros(2, 3, dtype=dtype)), torch.zeros(2, 3, dtype=dtype))
+
+
+@pytest.mark.parametrize("method", ["fps", "kmeans"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_select_anchors_same_rows_at_extreme_magnitudes(method, dtype):
+    X = np.random.default_rng(3).normal(size=(200, 4)).astype(dtype)
+    ref = select_anchors(X, 12, method, random_state=0)
+    for s in _scales(torch.float32 if dtype == np.float32 else torch.float64):
+        np.testing.assert_array_equal(select_anchors(X * dtype(s), 12, method, random_state=0), ref)
