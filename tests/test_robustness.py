@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_latent import functional as F, select_anchors
+from sklearn_latent import RelativeProjector, functional as F, select_anchors
 
 # Powers of two (~1e+-30): scaling by them is exact, so results must scale exactly.
 HUGE, TINY = 2.0**100, 2.0**-100
@@ -49,6 +49,40 @@ def test_safe_normalize_and_layer_normalize_at_extreme_magnitudes(dtype):
     assert torch.equal(F._safe_normalize(torch.zeros(2, 3, dtype=dtype)), torch.zeros(2, 3, dtype=dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(metric="cosine"),
+        dict(metric="angular", center=False),
+        dict(metric="euclidean", normalize="standard"),
+        dict(metric="l1", normalize="layer", anchors="fps"),
+        dict(metric="linf", anchors="kmeans"),
+        dict(metric="lp", p=3.0, normalize="l2"),
+        dict(metric="dot", normalize="l2"),
+        dict(metric="cosine", top_k=3, exponent=2.0, normalize="standard"),
+    ],
+    ids=lambda p: "-".join(f"{v}" for v in p.values()),
+)
+def test_relative_projector_scales_exactly_at_extreme_magnitudes(params, dtype):
+    X = np.random.default_rng(2).normal(size=(40, 5)).astype(dtype)
+    ref = RelativeProjector(6, random_state=0, **params).fit(X)
+    R = ref.transform(X)
+    degree = DEGREE[params["metric"]] if params.get("normalize") is None else 0
+    for s in _scales(torch.float32 if dtype == np.float32 else torch.float64):
+        est = RelativeProjector(6, random_state=0, **params).fit(X * dtype(s))
+        np.testing.assert_array_equal(est.anchor_indices_, ref.anchor_indices_)
+        out = est.transform(X * dtype(s))
+        assert np.isfinite(out).all()
+        np.testing.assert_allclose(out / s**degree, R, rtol=2e-5, atol=1e-6)
+        # inverse_transform and the stored mean norm scale with the data
+        if params["metric"] == "cosine" and params.get("top_k") is None:
+            assert est.mean_anchor_norm_ == pytest.approx(ref.mean_anchor_norm_ * s, rel=1e-6)
+            np.testing.assert_allclose(
+                est.inverse_transform(out) / s, ref.inverse_transform(R), rtol=1e-4, atol=1e-5
+            )
+
+
 @pytest.mark.parametrize("method", ["fps", "kmeans"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_select_anchors_same_rows_at_extreme_magnitudes(method, dtype):
@@ -56,3 +90,18 @@ def test_select_anchors_same_rows_at_extreme_magnitudes(method, dtype):
     ref = select_anchors(X, 12, method, random_state=0)
     for s in _scales(torch.float32 if dtype == np.float32 else torch.float64):
         np.testing.assert_array_equal(select_anchors(X * dtype(s), 12, method, random_state=0), ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unrepresentable_results_raise_instead_of_inf(dtype):
+    # dot products of |x| ~ 1e30 are ~1e60: beyond float32 (and 1e180 beyond float64).
+    s = HUGE if dtype == np.float32 else 2.0**600
+    X = np.random.default_rng(4).normal(size=(30, 4)).astype(dtype) * dtype(s)
+    est = RelativeProjector(5, metric="dot", random_state=0)
+    with pytest.raises(ValueError, match=f"overflows {np.dtype(dtype).name}"):
+        est.fit(X).transform(X)
+    with pytest.raises(ValueError, match="overflows"):
+        RelativeProjector(5, metric="dot", normalize="standard", random_state=0).fit(X)
+    # row-wise normalizations do not need the product itself: they still work
+    out = RelativeProjector(5, metric="dot", normalize="l2", random_state=0).fit(X).transform(X)
+    assert np.isfinite(out).all()
