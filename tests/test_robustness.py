@@ -16,7 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from joblib import Parallel, delayed
 
-from sklearn_latent import RelativeProjector, functional as F, select_anchors
+from sklearn_latent import ProcrustesTranslator, RelativeProjector, select_anchors
+from sklearn_latent import functional as F
 from sklearn_latent._testing import CASES, assert_same_state, snapshot
 
 # Powers of two (~1e+-30): scaling by them is exact, so results must scale exactly.
@@ -119,6 +120,21 @@ def test_unrepresentable_results_raise_instead_of_inf(dtype):
     # row-wise normalizations do not need the product itself: they still work
     out = RelativeProjector(5, metric="dot", normalize="l2", random_state=0).fit(X).transform(X)
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("s", [2.0**600, 2.0**-600])
+def test_procrustes_refuses_magnitudes_its_statistics_cannot_hold(s):
+    # float64 sums of squares of |x| ~ 1e180 overflow (1e-180: underflow); the
+    # SVD then failed with torch's LinAlgError instead of a clear ValueError.
+    X = np.random.default_rng(5).normal(size=(30, 4))
+    Y = X @ np.random.default_rng(6).normal(size=(4, 3))
+    for fit in (ProcrustesTranslator().fit, ProcrustesTranslator("affine").partial_fit):
+        with pytest.raises(ValueError, match="magnitude"):
+            fit(X * s, Y)
+        with pytest.raises(ValueError, match="magnitude"):
+            fit(X, Y * s)
+    est = ProcrustesTranslator().fit(X * 2.0**400, Y * 2.0**-400)  # inside the range
+    assert np.isfinite(est.transform(X * 2.0**400)).all()
 
 
 # ==========================================================================
