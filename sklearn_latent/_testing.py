@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .relative import RelativeProjector
+from .translate import ProcrustesTranslator
 
 __all__ = ["CASES", "Case", "assert_same_state", "snapshot"]
 
@@ -29,6 +30,17 @@ def _fit_on_x(X):
 
 def _n_features_in(est):
     return est.n_features_in_
+
+
+def _paired(width_factor=1.0, seed=0):
+    """``fit_inputs`` of translators: (X, Y) with Y an affine image of X, ``width_factor`` wider."""
+
+    def make(X):
+        d = X.shape[1]
+        W = np.random.default_rng(seed).normal(size=(d, max(1, round(d * width_factor))))
+        return X, X @ W + 1.0
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,14 @@ class Case:
     random : bool
         Whether ``random_state`` changes the result (different seeds must give
         different anchors).
+    rejects_constant : bool
+        ``fit`` may raise ValueError when an input has identical rows (all of
+        them, or all of a sampled anchor subset: nothing to fit, e.g. a
+        translation with zero covariance).
+    magnitude_limit : float or None
+        ``fit`` may raise ValueError when the largest |entry| of an input lies
+        outside ``[1 / magnitude_limit, magnitude_limit]``; None: any finite
+        magnitude must work.
     """
 
     id: str
@@ -74,6 +94,8 @@ class Case:
     scale_degree: Optional[int] = 1
     overflow_degree: int = 1
     random: bool = True
+    rejects_constant: bool = False
+    magnitude_limit: Optional[float] = None
 
     def __repr__(self):
         return self.id
@@ -108,6 +130,21 @@ CASES = [
     Case("relative-explicit-indices",
          lambda: RelativeProjector(anchors=np.array([0, 2, 3])),
          min_samples=4, scale_degree=0, random=False),
+    # translators: fit(X, Y) on paired rows; float64 statistics bound the magnitude
+    Case("procrustes-orthogonal", lambda: ProcrustesTranslator(),
+         fit_inputs=_paired(), min_samples=2, scale_degree=1, random=False,
+         rejects_constant=True, magnitude_limit=2.0**450),
+    Case("procrustes-scaled-wider-anchors",
+         lambda: ProcrustesTranslator("scaled", n_anchors=5, random_state=0),
+         fit_inputs=_paired(1.5), min_samples=5, scale_degree=1,
+         rejects_constant=True, magnitude_limit=2.0**450),
+    Case("procrustes-affine-narrower", lambda: ProcrustesTranslator("affine", alpha=1e-3),
+         fit_inputs=_paired(0.5), min_samples=2, scale_degree=1, random=False,
+         rejects_constant=True, magnitude_limit=2.0**450),
+    Case("procrustes-linear-unscaled-ridge",
+         lambda: ProcrustesTranslator("linear", scaling=None, alpha=0.1),
+         fit_inputs=_paired(), min_samples=2, scale_degree=None, random=False,
+         rejects_constant=True, magnitude_limit=2.0**450),
 ]
 
 

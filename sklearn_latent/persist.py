@@ -39,18 +39,23 @@ import zlib
 import numpy as np
 import torch
 
+from .functional import TranslationStats
 from .relative import RelativeProjector
+from .translate import ProcrustesTranslator
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "PersistenceError", "load", "save"]
 
 #: The allow-list: the only classes :func:`load` constructs and :func:`save`
 #: writes.  Every estimator of the library is added here.
-_ESTIMATORS = (RelativeProjector,)
+_ESTIMATORS = (RelativeProjector, ProcrustesTranslator)
+#: Named tuples of the library that fitted state may hold (rebuilt field by field).
+_RECORDS = (TranslationStats,)
 
 _REGISTRY = {cls.__name__: cls for cls in _ESTIMATORS}
+_RECORD_REGISTRY = {cls.__name__: cls for cls in _RECORDS}
 
 #: ``trusted=`` argument of ``skops.io.load`` for files of this library's estimators.
-SKOPS_TRUSTED_TYPES = [f"{cls.__module__}.{cls.__qualname__}" for cls in _ESTIMATORS]
+SKOPS_TRUSTED_TYPES = [f"{cls.__module__}.{cls.__qualname__}" for cls in _ESTIMATORS + _RECORDS]
 
 #: Version of the file layout; a file with another version is refused.
 FORMAT_VERSION = 1
@@ -103,6 +108,9 @@ class _Writer:
             return {"t": "float", "v": value.hex()}
         if t is str:
             return {"t": "str", "v": value}
+        if t in _RECORDS:
+            fields = {k: self.encode(v, f"{where}.{k}") for k, v in value._asdict().items()}
+            return {"t": "record", "class": t.__name__, "v": fields}
         if t in (list, tuple):
             items = [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
             return {"t": t.__name__, "v": items}
@@ -241,6 +249,11 @@ class _Reader:
             return torch.device(v)
         if t == "tensor":
             return torch.from_numpy(self._ref(node))
+        if t == "record":
+            cls = _RECORD_REGISTRY.get(node.get("class"))
+            _expect(cls is not None, f"unknown record type {node.get('class')!r}")
+            _expect(type(v) is dict and list(v) == list(cls._fields), "bad record fields")
+            return cls(**{k: self.decode(x) for k, x in v.items()})
         if t == "estimator":
             return self.estimator(node)
         raise PersistenceError(f"Malformed model file: unknown value type {t!r}.")

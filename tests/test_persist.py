@@ -20,6 +20,9 @@ from sklearn_latent import RelativeProjector, load, persist, save
 from sklearn_latent._testing import CASES, assert_same_state
 from sklearn_latent.persist import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceError
 
+# Degenerate anchors (rank-deficient, constant features) make translators warn, as designed.
+pytestmark = pytest.mark.filterwarnings("ignore:The .* map is determined on only:UserWarning")
+
 FIT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -397,7 +400,7 @@ def test_skops_files_need_only_the_documented_trusted_types(case, tmp_path):
     path = tmp_path / "model.skops"
     save(est, path, format="skops")
     untrusted = sio.get_untrusted_types(file=path)
-    assert untrusted == [f"{type(est).__module__}.{type(est).__qualname__}"]
+    assert f"{type(est).__module__}.{type(est).__qualname__}" in untrusted
     assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES)
     X = case.transform_input(est, inputs_for(est))
     for loaded in (sio.load(path, trusted=SKOPS_TRUSTED_TYPES), load(path)):
