@@ -16,7 +16,12 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from joblib import Parallel, delayed
 
-from sklearn_latent import ProcrustesTranslator, RelativeProjector, select_anchors
+from sklearn_latent import (
+    InverseRelativeProjector,
+    ProcrustesTranslator,
+    RelativeProjector,
+    select_anchors,
+)
 from sklearn_latent import functional as F
 from sklearn_latent._testing import CASES, assert_same_state, snapshot
 
@@ -138,6 +143,18 @@ def test_procrustes_refuses_magnitudes_its_statistics_cannot_hold(s):
             fit(X, Y * s)
     est = ProcrustesTranslator().fit(X * 2.0**400, Y * 2.0**-400)  # inside the range
     assert np.isfinite(est.transform(X * 2.0**400)).all()
+
+
+@pytest.mark.parametrize("s", [2.0**600, 2.0**-600])
+def test_inverse_projector_at_extreme_magnitudes(s):
+    # mean_anchor_norm_ was a float64 vector_norm: inf for anchors at ~1e180 (the
+    # outputs then inf/NaN), 0 at ~1e-180 (every output collapsed onto the mean).
+    Y = np.random.default_rng(7).normal(size=(40, 5))
+    ref = InverseRelativeProjector(6, random_state=0).fit(Y)
+    est = InverseRelativeProjector(6, random_state=0).fit(Y * s)
+    assert est.mean_anchor_norm_ == pytest.approx(ref.mean_anchor_norm_ * s, rel=1e-12)
+    R = RelativeProjector(anchors=ref.anchors_).fit(Y).transform(Y)
+    np.testing.assert_allclose(est.transform(R) / s, ref.transform(R), rtol=1e-10)
 
 
 # ==========================================================================
