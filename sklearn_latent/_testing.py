@@ -14,6 +14,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .inverse import InverseRelativeProjector, RelativeTranslator
+from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator
 
@@ -41,6 +43,16 @@ def _paired(width_factor=1.0, seed=0):
         return X, X @ W + 1.0
 
     return make
+
+
+def _relative_to_anchors(est, X):
+    """``transform_input`` of inverse projectors: cosine relative representations of X
+    against the fitted anchors (parallel by construction), centered like them."""
+    return RelativeProjector(anchors=est.anchors_, center=est.center).fit(X).transform(X)
+
+
+def _n_anchors_fitted(est):
+    return est.anchors_.shape[0]
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,24 @@ CASES = [
     Case("relative-explicit-indices",
          lambda: RelativeProjector(anchors=np.array([0, 2, 3])),
          min_samples=4, scale_degree=0, random=False),
+    Case("product-default", lambda: ProductInvarianceProjector(4, random_state=0),
+         min_samples=4, scale_degree=0),
+    Case("product-cosine-l1-mean-l2-batched",
+         lambda: ProductInvarianceProjector(4, metrics=("cosine", "l1"), aggregation="mean",
+                                            normalize="l2", anchors="fps", batch_size=3,
+                                            random_state=0),
+         min_samples=4, scale_degree=0),
+    # inverse projectors: fit(Y), transform(relative representations)
+    Case("inverse-default", lambda: InverseRelativeProjector(4, random_state=0),
+         transform_input=_relative_to_anchors, transform_width=_n_anchors_fitted,
+         min_samples=4, scale_degree=1),
+    Case("inverse-pruned-subspaces-batched",
+         lambda: InverseRelativeProjector(6, prune_threshold=0.5, n_subspaces=2, alpha=1e-3,
+                                          batch_size=3, random_state=0),
+         transform_input=_relative_to_anchors, transform_width=_n_anchors_fitted,
+         min_samples=6, scale_degree=1),
+    Case("relative-translator", lambda: RelativeTranslator(5, random_state=0),
+         fit_inputs=_paired(1.5), min_samples=5, scale_degree=1),
     # translators: fit(X, Y) on paired rows; float64 statistics bound the magnitude
     Case("procrustes-orthogonal", lambda: ProcrustesTranslator(),
          fit_inputs=_paired(), min_samples=2, scale_degree=1, random=False,

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 from .functional import TranslationStats
+from .inverse import InverseRelativeProjector, RelativeTranslator
+from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator
 
@@ -47,7 +49,13 @@ __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "PersistenceError", "load", 
 
 #: The allow-list: the only classes :func:`load` constructs and :func:`save`
 #: writes.  Every estimator of the library is added here.
-_ESTIMATORS = (RelativeProjector, ProcrustesTranslator)
+_ESTIMATORS = (
+    RelativeProjector,
+    ProductInvarianceProjector,
+    InverseRelativeProjector,
+    RelativeTranslator,
+    ProcrustesTranslator,
+)
 #: Named tuples of the library that fitted state may hold (rebuilt field by field).
 _RECORDS = (TranslationStats,)
 

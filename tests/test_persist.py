@@ -20,8 +20,12 @@ from sklearn_latent import RelativeProjector, load, persist, save
 from sklearn_latent._testing import CASES, assert_same_state
 from sklearn_latent.persist import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceError
 
-# Degenerate anchors (rank-deficient, constant features) make translators warn, as designed.
-pytestmark = pytest.mark.filterwarnings("ignore:The .* map is determined on only:UserWarning")
+# Degenerate anchors (rank-deficient, constant features, all equal) make translators and
+# inverse projectors warn, as designed.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The .* map is determined on only:UserWarning"),
+    pytest.mark.filterwarnings("ignore:all anchors coincide:UserWarning"),
+]
 
 FIT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
