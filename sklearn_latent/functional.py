@@ -901,7 +901,11 @@ def _product_projector(
     aggregation="concat",
 ):
     """:func:`product_projection` with the anchor side prepared once: a closure over chunks."""
-    projectors = [_relative_projector(anchors, m, center=center) for m in metrics]
+    row_scale_free = normalize in ("l2", "layer")  # per-row: positive factors cancel
+    projectors = [
+        _relative_projector(anchors, m, center=center, row_scale_free=row_scale_free)
+        for m in metrics
+    ]
     means = means if means is not None else [None] * len(metrics)
     scales = scales if scales is not None else [None] * len(metrics)
 

@@ -19,6 +19,7 @@ from joblib import Parallel, delayed
 from sklearn_latent import (
     InverseRelativeProjector,
     ProcrustesTranslator,
+    ProductInvarianceProjector,
     RelativeProjector,
     select_anchors,
 )
@@ -159,6 +160,24 @@ def test_inverse_projector_at_extreme_magnitudes(s):
     assert est.mean_anchor_norm_ == pytest.approx(ref.mean_anchor_norm_ * s, rel=1e-12)
     R = RelativeProjector(anchors=ref.anchors_).fit(Y).transform(Y)
     np.testing.assert_allclose(est.transform(R) / s, ref.transform(R), rtol=1e-10)
+
+
+@pytest.mark.parametrize("normalize", [None, "standard", "l2", "layer"])
+def test_product_projector_dot_beyond_float32(normalize):
+    # dot products of float32 data at ~1e30 are ~1e60: inf was returned silently.
+    X = np.random.default_rng(8).normal(size=(30, 4)).astype(np.float32)
+
+    def make():
+        return ProductInvarianceProjector(
+            4, metrics=("cosine", "dot"), normalize=normalize, random_state=0
+        )
+
+    if normalize in (None, "standard"):
+        with pytest.raises(ValueError, match="overflows float32"):
+            make().fit(X * HUGE).transform(X * HUGE)
+    else:  # per-row normalizations do not need the product itself
+        out = make().fit(X * HUGE).transform(X * HUGE)
+        np.testing.assert_allclose(out, make().fit(X).transform(X), rtol=1e-5, atol=1e-6)
 
 
 # ==========================================================================
