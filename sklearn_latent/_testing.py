@@ -149,6 +149,10 @@ CASES = [
                                             normalize="l2", anchors="fps", batch_size=3,
                                             random_state=0),
          min_samples=4, scale_degree=0),
+    Case("product-cosine-dot-sum-layer",
+         lambda: ProductInvarianceProjector(4, metrics=("cosine", "dot"), aggregation="sum",
+                                            normalize="layer", random_state=0),
+         min_samples=4, scale_degree=0),
     # inverse projectors: fit(Y), transform(relative representations)
     Case("inverse-default", lambda: InverseRelativeProjector(4, random_state=0),
          transform_input=_relative_to_anchors, transform_width=_n_anchors_fitted,
