@@ -7,6 +7,7 @@ projection as fit/transform estimators on a torch backend.
 from .anchors import select_anchors
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
+from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
@@ -20,7 +21,9 @@ __all__ = [
     "RelativeProjector",
     "RelativeTranslator",
     "TranslationStats",
+    "load",
     "merge_translation_stats",
+    "save",
     "select_anchors",
     "translation_stats",
     "__version__",

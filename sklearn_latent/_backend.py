@@ -24,6 +24,7 @@ __all__ = [
     "check_batch_size",
     "check_input",
     "check_option",
+    "finite_result",
     "fitted_tensor",
     "np_dtype",
     "resolve_device",
@@ -213,6 +214,34 @@ def torch_dtype(X):
     if isinstance(X, torch.Tensor):
         return dt
     return torch.float32 if dt == np.float32 else torch.float64
+
+
+def finite_result(fn, input_name="X"):
+    """Wrap a chunk function so that a non-finite result raises a clear ValueError.
+
+    Inputs are finite (:func:`check_input`) and the kernels rescale extreme
+    magnitudes, so inf or NaN in a result means the result itself is not
+    representable in the compute dtype (e.g. dot products of |x| ~ 1e30 in
+    float32).  Raising beats handing back inf silently.
+    """
+
+    def wrapped(X):
+        out = fn(X)
+        if out.numel() == 0:
+            return out
+        lo, hi = torch.aminmax(out)  # NaN propagates; no (n, k) boolean temporary
+        if not bool(torch.isfinite(lo) & torch.isfinite(hi)):
+            lo, hi = torch.aminmax(X)
+            big = max(abs(float(lo)), abs(float(hi)))
+            dtype = str(out.dtype).replace("torch.", "")
+            hint = " or pass float64 data" if out.dtype != torch.float64 else ""
+            raise ValueError(
+                f"The result overflows {dtype} for {input_name} with values up to "
+                f"|{input_name}| = {big:.3g}: rescale {input_name}{hint}."
+            )
+        return out
+
+    return wrapped
 
 
 def apply_batched(fn, X, *, device, n_outputs, batch_size=None):

@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._backend import check_input, check_option, np_dtype, resolve_device, to_numpy, to_tensor
+from .functional import _max_abs, _rescale_factor
 
 __all__ = ["STRATEGIES", "select_anchors"]
 
@@ -241,6 +242,12 @@ def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, 
             raise ValueError(f"y has {y.shape[0]} entries but X has {n} rows.")
         return _stratified(y, k, rng).astype(np.int64)
     Xt = to_tensor(X, resolve_device(device, X))
+    # Squared distances of data at |x| ~ 1e30 (or 1e-30) overflow (underflow) in
+    # float32: such data are searched on a copy scaled by a power of two (exact,
+    # so the same rows are picked as for data in the ordinary range).
+    c = _rescale_factor(_max_abs(Xt), Xt.dtype, Xt.shape[1])
+    if c != 1.0:
+        Xt = Xt / c
     with torch.no_grad():
         if method == "fps":
             return _fps(Xt, k, rng)

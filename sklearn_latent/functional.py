@@ -51,17 +51,42 @@ _EPS = {torch.float16: 1e-4, torch.bfloat16: 1e-3, torch.float32: 1e-12, torch.f
 _NOISE_ULPS = 16
 
 
+def _pow2(m):
+    """Powers of two ``2 ** (e - 1)`` for ``m = f * 2 ** e``, ``f`` in [0.5, 1) (0 gives 0.5).
+
+    Dividing by them is exact and brings a non-zero ``m`` into [1, 2).
+    """
+    return torch.ldexp(torch.ones_like(m), torch.frexp(m).exponent - 1)
+
+
+def _row_scale(X):
+    """Per-row power of two near the largest |entry|: rows divided by it lie in [1, 2)."""
+    return _pow2(X.detach().abs().amax(dim=1, keepdim=True))
+
+
+def _row_norms(X):
+    """L2 norm of each row (n, 1) without overflow or underflow of the squares."""
+    scale = _row_scale(X)
+    return torch.linalg.vector_norm(X / scale, dim=1, keepdim=True) * scale
+
+
 def _safe_normalize(X, ref=None):
     """Rows divided by their L2 norm; zero rows stay zero (never NaN).
+
+    Each row is first divided by a power of two near its largest entry (exact),
+    so rows of any finite magnitude (1e30 or 1e-30 in float32) are normalized
+    correctly instead of overflowing or being taken for zero.
 
     ``ref`` (one entry per row), when given, is the size of the operands a row
     was computed from, e.g. ``||x|| + ||c||`` for ``x - c``: rows whose norm is
     within rounding error of it are zero up to cancellation and also give 0,
     instead of a unit vector pointing in the direction of the rounding noise.
     """
+    scale = _row_scale(X)
+    X = X / scale
     norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
     if ref is not None:
-        noise = ref.reshape(-1, 1) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
+        noise = (ref.reshape(-1, 1) / scale) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
         norms = torch.where(norms <= noise, torch.inf, norms)  # finite / inf = 0
     return X / norms.clamp_min(_EPS.get(X.dtype, 1e-12))
 
@@ -70,7 +95,7 @@ def _center_normalize(X, center):
     """``_safe_normalize(X - center)``, with rows equal to ``center`` up to rounding -> 0."""
     if center is None:
         return _safe_normalize(X)
-    ref = torch.linalg.vector_norm(X, dim=1) + torch.linalg.vector_norm(center)
+    ref = _row_norms(X).reshape(-1) + _row_norms(center.reshape(1, -1)).reshape(())
     return _safe_normalize(X - center, ref)
 
 
@@ -195,8 +220,7 @@ def pairwise(X, anchors, metric="cosine", *, center=None, p=2.0):
     -------
     Tensor of shape (n, k)
     """
-    center = _effective_center(anchors, metric, center)
-    return _pairwise_prepared(X, _prepare(anchors, metric, center), metric, center, p)
+    return _relative_projector(anchors, metric, center=center, p=p)(X)
 
 
 def sparsify(R, top_k=None, exponent=1.0):
@@ -217,14 +241,16 @@ def sparsify(R, top_k=None, exponent=1.0):
 def layer_normalize(R):
     """Per-row standardization (LayerNorm without affine); constant rows become 0.
 
-    A row is constant when its largest and smallest entries are equal (its
-    computed mean may still differ from the constant by rounding, which must
-    not be blown up to +-1).
+    Rows are first divided by a power of two near their largest entry (exact;
+    the variance neither overflows nor underflows).  A row is constant when its
+    largest and smallest entries are equal (its computed mean may still differ
+    from the constant by rounding, which must not be blown up to +-1).
     """
+    lo, hi = torch.aminmax(R.detach(), dim=1, keepdim=True)
+    R = R / _pow2(torch.maximum(hi, -lo))
     mean = R.mean(dim=1, keepdim=True)
     std = R.std(dim=1, correction=0, keepdim=True)
-    constant = R.amax(dim=1, keepdim=True) == R.amin(dim=1, keepdim=True)
-    std = torch.where(constant, torch.inf, std)  # finite / inf = 0
+    std = torch.where(lo == hi, torch.inf, std)  # finite / inf = 0
     return (R - mean) / std.clamp_min(_EPS.get(R.dtype, 1e-12))
 
 
@@ -247,13 +273,66 @@ def relative_projection(
     return R
 
 
-def _relative_projector(anchors, metric, *, center=None, p=2.0, top_k=None, exponent=1.0):
-    """``relative_projection`` with the anchor side precomputed: a closure over chunks."""
+#: How each metric scales when X, the anchors and the center are multiplied by c > 0.
+_SCALE_DEGREE = {"cosine": 0, "angular": 0, "dot": 2, "euclidean": 1, "l1": 1, "linf": 1, "lp": 1}
+
+
+def _max_abs(T):
+    """Largest |entry| of a tensor as a Python float (0 for None or empty)."""
+    if T is None or T.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(T.detach())
+    return float(torch.maximum(hi, -lo))
+
+
+def _rescale_factor(m, dtype, d, q=2.0):
+    """1.0 when values of magnitude ``m`` are safe in the kernels, else a power of two.
+
+    Safe: the q-th powers (squares; ``|x - a| ** p`` for ``"lp"``) summed over
+    ``d`` features neither overflow nor lose precision to underflow.  Outside
+    that range the caller divides by the returned power of two (exact), which
+    brings ``m`` into [1, 2).
+    """
+    if m == 0.0 or not math.isfinite(m):
+        return 1.0
+    info = torch.finfo(dtype)
+    high = math.frexp(info.max)[1] - 4 - math.log2(max(d, 1))
+    low = -math.frexp(info.tiny)[1] + math.log2(info.eps)
+    limit = max(1.0, min(high, low) / q)
+    e = math.frexp(m)[1]
+    if -limit <= e <= limit:
+        return 1.0
+    return math.ldexp(1.0, e - 1)
+
+
+def _relative_projector(
+    anchors, metric, *, center=None, p=2.0, top_k=None, exponent=1.0, row_scale_free=False
+):
+    """``relative_projection`` with the anchor side precomputed: a closure over chunks.
+
+    Chunks whose magnitude (with the anchors') would overflow or underflow the
+    kernels' squares (``|x| ~ 1e30`` or ``1e-30`` in float32) are computed on
+    copies of X, anchors and center divided by a power of two ``c`` (exact) and
+    the result is multiplied back by ``c ** degree`` (0 for cosine and angular,
+    1 for distances, 2 for dot).  Data in the ordinary range take the direct path.
+    ``row_scale_free=True`` skips that last product (the caller normalizes each
+    row, e.g. L2 or LayerNorm, which a positive factor does not change), so dot
+    products beyond the dtype's range still give the normalized result.
+    """
     center = _effective_center(anchors, metric, center)
-    prepared = _prepare(anchors, metric, center)
+    prepared = {1.0: (center, _prepare(anchors, metric, center))}
+    a_max = max(_max_abs(anchors), _max_abs(center))
+    q = max(2.0, float(p)) if metric == "lp" else 2.0
 
     def project(X):
-        R = _pairwise_prepared(X, prepared, metric, center, p)
+        c = _rescale_factor(max(_max_abs(X), a_max), X.dtype, X.shape[1], q)
+        if c not in prepared:
+            cen = None if center is None else center / c
+            prepared[c] = (cen, _prepare(anchors / c, metric, cen))
+        cen, prep = prepared[c]
+        R = _pairwise_prepared(X if c == 1.0 else X / c, prep, metric, cen, p)
+        for _ in range(_SCALE_DEGREE.get(metric, 0) if c != 1.0 and not row_scale_free else 0):
+            R = R * c
         if top_k is not None or exponent != 1.0:
             R = sparsify(R, top_k, exponent)
         return R
@@ -822,7 +901,11 @@ def _product_projector(
     aggregation="concat",
 ):
     """:func:`product_projection` with the anchor side prepared once: a closure over chunks."""
-    projectors = [_relative_projector(anchors, m, center=center) for m in metrics]
+    row_scale_free = normalize in ("l2", "layer")  # per-row: positive factors cancel
+    projectors = [
+        _relative_projector(anchors, m, center=center, row_scale_free=row_scale_free)
+        for m in metrics
+    ]
     means = means if means is not None else [None] * len(metrics)
     scales = scales if scales is not None else [None] * len(metrics)
 

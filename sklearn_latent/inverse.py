@@ -16,6 +16,7 @@ from ._backend import (
     check_batch_size,
     check_input,
     check_option,
+    finite_result,
     fitted_tensor,
     resolve_device,
     to_numpy,
@@ -220,7 +221,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
             B = torch.as_tensor(anchors).to(device=device, dtype=torch.float64)
             mean = B.mean(dim=0) if self.center else None
             centered = B - mean if self.center else B
-            norms = torch.linalg.vector_norm(centered, dim=1)
+            norms = F._row_norms(centered).reshape(-1)  # no overflow at |y| ~ 1e180
             B_hat = F._safe_normalize(centered)
             subsets = self._select_subsets(B_hat, norms)
             inverses, conds = [], []
@@ -310,7 +311,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
         with torch.no_grad():
             return apply_batched(
-                invert, R, device=device, n_outputs=self.n_features_in_,
+                finite_result(invert), R, device=device, n_outputs=self.n_features_in_,
                 batch_size=self.batch_size,
             )
 

@@ -11,6 +11,7 @@ from ._backend import (
     atomic_fit,
     check_batch_size,
     check_option,
+    finite_result,
     fitted_tensor,
     to_numpy,
     to_tensor,
@@ -214,7 +215,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     def _apply(self, X, device, normalize, aggregation):
         with torch.no_grad():
             return apply_batched(
-                self._projector(device, torch_dtype(X), normalize, aggregation), X,
+                finite_result(self._projector(device, torch_dtype(X), normalize, aggregation)),
+                X,
                 device=device,
                 n_outputs=self._n_outputs(aggregation), batch_size=self.batch_size,
             )

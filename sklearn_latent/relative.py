@@ -15,6 +15,7 @@ from ._backend import (
     check_batch_size,
     check_input,
     check_option,
+    finite_result,
     fitted_tensor,
     resolve_device,
     to_numpy,
@@ -29,12 +30,21 @@ NORMALIZATIONS = (None, "l2", "standard", "layer")
 
 
 def _column_stats(R, dtype):
-    """Per-column mean and std (float64 accumulation); near-zero std becomes 1."""
+    """Per-column mean and std (float64 accumulation); near-zero std becomes 1.
+
+    Columns are divided by a power of two near their largest |entry| first
+    (exact), so the variance neither overflows nor underflows, and "near zero"
+    is relative to the column's magnitude: distances of data at 1e-30 scale
+    are standardized like those of data at scale 1.
+    """
     R = R.to(torch.float64)
+    scale = F._pow2(R.abs().amax(dim=0))
+    R = R / scale
     std = R.std(dim=0, correction=0)
-    tiny = 1e3 * torch.finfo(torch.float64).eps * R.abs().amax(dim=0).clamp_min(1.0)
-    std[std <= tiny] = 1.0
-    return to_numpy(R.mean(dim=0)).astype(dtype), to_numpy(std).astype(dtype)
+    tiny = 1e3 * torch.finfo(torch.float64).eps * R.abs().amax(dim=0)
+    std = torch.where(std <= tiny, 1.0, std * scale)
+    mean = R.mean(dim=0) * scale
+    return to_numpy(mean).astype(dtype), to_numpy(std).astype(dtype)
 
 
 class _AnchoredTransformerMixin:
@@ -217,6 +227,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         project = F._relative_projector(
             anchors, self.metric, center=center, p=self.p,
             top_k=self.top_k, exponent=self.exponent,
+            row_scale_free=normalize in ("l2", "layer"),
         )
         if normalize is None:
             return project
@@ -252,7 +263,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         self.anchors_ = anchors
         self.anchor_indices_ = idx
         self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
-        self.mean_anchor_norm_ = float(torch.linalg.vector_norm(centered, dim=1).mean())
+        self.mean_anchor_norm_ = float(F._row_norms(centered).mean())
         self.output_mean_ = self.output_scale_ = None
         if self.normalize == "standard":
             R = to_tensor(self._apply(X, device, normalize=None), torch.device("cpu"))
@@ -262,7 +273,8 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
     def _apply(self, X, device, normalize):
         with torch.no_grad():
             return apply_batched(
-                self._projector(device, torch_dtype(X), normalize), X, device=device,
+                finite_result(self._projector(device, torch_dtype(X), normalize)), X,
+                device=device,
                 n_outputs=self.anchors_.shape[0], batch_size=self.batch_size,
             )
 
@@ -332,7 +344,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
 
         with torch.no_grad():
             return apply_batched(
-                invert, R, device=device, n_outputs=self.n_features_in_,
+                finite_result(invert, "R"), R, device=device, n_outputs=self.n_features_in_,
                 batch_size=self.batch_size,
             )
 

@@ -64,8 +64,30 @@ def _n_rows_per_chunk(d_x, d_y):
     return max(1, _CHUNK_ELEMENTS // max(d_x, d_y))
 
 
+# The float64 sums of squares and cross-products overflow beyond |x| ~ 1e150 and
+# underflow (losing all precision) below ~1e-150; inside this margin they are safe.
+_STATS_MAGNITUDE = 2.0**450
+
+
+def _check_magnitude(A, name):
+    """ValueError for data whose float64 statistics would overflow or underflow."""
+    if isinstance(A, torch.Tensor):
+        m = F._max_abs(A)
+    else:
+        m = float(max(-A.min(), A.max()))
+    if m > _STATS_MAGNITUDE or 0.0 < m < 1.0 / _STATS_MAGNITUDE:
+        raise ValueError(
+            f"{name} has values of magnitude up to {m:.3g}: the float64 statistics of "
+            f"ProcrustesTranslator need magnitudes in [{1 / _STATS_MAGNITUDE:.1e}, "
+            f"{_STATS_MAGNITUDE:.1e}]; rescale {name} (with scaling='standard' the "
+            "translation does not depend on the scale)."
+        )
+
+
 def _accumulate(X, Y, device, gram):
     """float64 statistics of validated X and Y on ``device``, chunk by chunk."""
+    _check_magnitude(X, "X")
+    _check_magnitude(Y, "y")
     step = _n_rows_per_chunk(X.shape[1], Y.shape[1])
     stats = None
     with torch.no_grad():
