@@ -84,6 +84,39 @@ def timers(fns, device, repeats):
     return [statistics.median(ts) for ts in times]
 
 
+def sweep_blocks(args):
+    """L1 / L-inf: torch.cdist against the blocked pdist kernel at several block sizes."""
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(args.n, args.d, generator=gen).to(device)
+    A = torch.randn(args.k, args.d, generator=gen).to(device)
+    blocks = (256, 512, 1024)
+    print(f"### block sizes: n={args.n}, d={args.d}, k={args.k}, float32, "
+          f"median of {args.repeats}\n")
+    print(f"- machine: {machine(device)}")
+    print(f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}")
+    print(f"- command: `python benchmarks/bench_product_inverse.py {' '.join(sys.argv[1:])}`")
+    print("\n| kernel | L1 s | cdist / ours | L-inf s | cdist / ours |\n|---|---|---|---|---|")
+    default = F._MINKOWSKI_BLOCK
+    res = {}
+    for p in (1.0, math.inf):
+        fns = [lambda: torch.cdist(X, A, p=p)]
+        for b in blocks:
+            def run(b=b):
+                F._MINKOWSKI_BLOCK = b
+                return F._minkowski_blocked(X, A, p)
+            fns.append(run)
+        res[p] = timers(fns, device, args.repeats)
+    F._MINKOWSKI_BLOCK = default
+    names = ["torch.cdist"] + [f"pdist blocks of {b}" + (" (default)" if b == default else "")
+                               for b in blocks]
+    for i, name in enumerate(names):
+        l1, linf = res[1.0][i], res[math.inf][i]
+        print(f"| {name} | {l1:.3f} | {res[1.0][0] / l1:.2f} | {linf:.3f} | "
+              f"{res[math.inf][0] / linf:.2f} |")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -91,7 +124,11 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sweep-blocks", action="store_true",
+                        help="only compare block sizes of the L1 / L-inf kernel with cdist")
     args = parser.parse_args(argv)
+    if args.sweep_blocks:
+        return sweep_blocks(args)
     device = torch.device(args.device)
     n, d, k, reps = args.n, args.d, args.k, args.repeats
     gen = torch.Generator().manual_seed(0)
