@@ -290,8 +290,9 @@ def _minkowski_blocked(X, anchors, p):
     the stacked block ``[X_b; A_b]`` computes every pair of its rows, the
     (row, anchor) pairs among them; with square blocks (as many rows as
     anchors) half of its work is useful, which still beats ``cdist`` by about
-    3x for L1 and 2x for L-inf (benchmarks/RESULTS_product_inverse.md).  Same formula (sum / max of ``|x_i - a_i|``), only the summation
-    order differs from the naive loop.
+    3x for L1 and 2x for L-inf (benchmarks/RESULTS_product_inverse.md).  Same
+    formula (sum / max of ``|x_i - a_i|``), only the summation order differs
+    from the naive loop.
     """
     n, k = X.shape[0], anchors.shape[0]
     b = min(n, k, _MINKOWSKI_BLOCK)
