@@ -61,21 +61,60 @@ def machine(device):
     return info
 
 
-def timer(fn, device, repeats):
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up on CUDA)."""
+def timers(fns, device, repeats):
+    """Median wall time of each ``fn()``; the functions run round-robin.
+
+    Interleaving the repeats makes the ratios between them robust to load
+    changes on a shared machine.  One warm-up each on CUDA.
+    """
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
-        fn()
+        for fn in fns:
+            fn()
         sync()
-    times = []
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        out = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-        del out
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            sync()
+            t0 = time.perf_counter()
+            out = fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+            del out
+    return [statistics.median(ts) for ts in times]
+
+
+def sweep_blocks(args):
+    """L1 / L-inf: torch.cdist against the blocked pdist kernel at several block sizes."""
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(args.n, args.d, generator=gen).to(device)
+    A = torch.randn(args.k, args.d, generator=gen).to(device)
+    blocks = (256, 512, 1024)
+    print(f"### block sizes: n={args.n}, d={args.d}, k={args.k}, float32, "
+          f"median of {args.repeats}\n")
+    print(f"- machine: {machine(device)}")
+    print(f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}")
+    print(f"- command: `python benchmarks/bench_product_inverse.py {' '.join(sys.argv[1:])}`")
+    print("\n| kernel | L1 s | cdist / ours | L-inf s | cdist / ours |\n|---|---|---|---|---|")
+    default = F._MINKOWSKI_BLOCK
+    res = {}
+    for p in (1.0, math.inf):
+        fns = [lambda: torch.cdist(X, A, p=p)]
+        for b in blocks:
+            def run(b=b):
+                F._MINKOWSKI_BLOCK = b
+                return F._minkowski_blocked(X, A, p)
+            fns.append(run)
+        res[p] = timers(fns, device, args.repeats)
+    F._MINKOWSKI_BLOCK = default
+    names = ["torch.cdist"] + [f"pdist blocks of {b}" + (" (default)" if b == default else "")
+                               for b in blocks]
+    for i, name in enumerate(names):
+        l1, linf = res[1.0][i], res[math.inf][i]
+        print(f"| {name} | {l1:.3f} | {res[1.0][0] / l1:.2f} | {linf:.3f} | "
+              f"{res[math.inf][0] / linf:.2f} |")
+    print()
 
 
 def main(argv=None):
@@ -85,7 +124,11 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sweep-blocks", action="store_true",
+                        help="only compare block sizes of the L1 / L-inf kernel with cdist")
     args = parser.parse_args(argv)
+    if args.sweep_blocks:
+        return sweep_blocks(args)
     device = torch.device(args.device)
     n, d, k, reps = args.n, args.d, args.k, args.repeats
     gen = torch.Generator().manual_seed(0)
@@ -106,17 +149,23 @@ def main(argv=None):
         print(f"| {name} | {t:.4f} | {ratio} |", flush=True)
 
     checks = []
+    X_np = X.numpy()
+    # explicit anchor vectors: the normalization statistics are fitted on 20,000 rows
+    proj = ProductInvarianceProjector(anchors=X_np[A_idx.numpy()], device=device)
+    proj.fit(X_np[:20_000])
     with torch.no_grad():
-        t_gemm = timer(lambda: Xd @ A.T, device, reps)
+        cos = F._relative_projector(A, "cosine", center=mu)
+        euc = F._relative_projector(A, "euclidean", center=mu)
+        t_gemm, t_cos, t_euc, t_prod = timers(
+            [lambda: Xd @ A.T, lambda: cos(Xd), lambda: euc(Xd),
+             lambda: proj.transform(X_np)], device, reps)
         row("GEMM (n x d) @ (d x k)", t_gemm, "1.00 x GEMM")
-        for metric in ("cosine", "euclidean"):
-            project = F._relative_projector(A, metric, center=mu)
-            t = timer(lambda: project(Xd), device, reps)
-            row(f"component {metric}", t, f"{t / t_gemm:.2f} x GEMM")
+        row("component cosine", t_cos, f"{t_cos / t_gemm:.2f} x GEMM")
+        row("component euclidean", t_euc, f"{t_euc / t_gemm:.2f} x GEMM")
         for metric, p in (("l1", 1.0), ("linf", math.inf)):
             project = F._relative_projector(A, metric, center=mu)
-            t = timer(lambda: project(Xd), device, reps)
-            t_cdist = timer(lambda: torch.cdist(Xc, Ac, p=p), device, reps)
+            t, t_cdist = timers(
+                [lambda: project(Xd), lambda: torch.cdist(Xc, Ac, p=p)], device, reps)
             row(f"component {metric}", t,
                 f"torch.cdist / ours = {t_cdist / t:.2f}; {t / t_gemm:.1f} x GEMM")
             row(f"torch.cdist(p={p})", t_cdist, f"{t_cdist / t_gemm:.1f} x GEMM")
@@ -124,14 +173,9 @@ def main(argv=None):
             ref = torch.cdist(Xc[:m].double(), Ac.double(), p=p)
             checks.append(f"{metric}: max |ours - cdist(float64)| / max = "
                           f"{float((project(Xd[:m]).double() - ref).abs().max() / ref.max()):.1e}")
-
-    X_np = X.numpy()
-    # explicit anchor vectors: the normalization statistics are fitted on 20,000 rows
-    proj = ProductInvarianceProjector(anchors=X_np[A_idx.numpy()], device=device)
-    proj.fit(X_np[:20_000])
-    t = timer(lambda: proj.transform(X_np), device, reps)
     row("ProductInvarianceProjector.transform (4 metrics, standard, concat; numpy)",
-        t, f"{t / t_gemm:.1f} x GEMM")
+        t_prod, f"{t_prod / t_gemm:.1f} x GEMM (sum of components: "
+        f"{(t_cos + t_euc) / t_gemm:.1f} + l1 + linf)")
 
     # inverse relative projection: (n, k) -> (n, d)
     # a structured target space (rank-64 signal plus noise), like real embeddings
@@ -139,21 +183,24 @@ def main(argv=None):
     Y = (rng.normal(size=(5 * k, 64)) @ rng.normal(size=(64, d))
          + 0.5 * rng.normal(size=(5 * k, d))).astype(np.float32)
     irp = InverseRelativeProjector(k, random_state=0, device=device).fit(Y)
+    pruned = InverseRelativeProjector(k, prune_threshold=0.7, n_subspaces=8, random_state=0,
+                                      device=device).fit(Y)
     R = np.random.default_rng(2).uniform(-1, 1, size=(n, k)).astype(np.float32)
     Rd = torch.from_numpy(R).to(device)
     P = torch.from_numpy(irp.inverse_).to(device)
-    with torch.no_grad():
-        t_gemm2 = timer(lambda: Rd @ P, device, reps)
+
+    def gemm():
+        with torch.no_grad():
+            return Rd @ P
+
+    t_gemm2, t_irp, t_irp_t, t_pr = timers(
+        [gemm, lambda: irp.transform(R), lambda: irp.transform(Rd),
+         lambda: pruned.transform(Rd)], device, reps)
     row("GEMM (n x k) @ (k x d)", t_gemm2, "1.00 x GEMM")
-    t_irp = timer(lambda: irp.transform(R), device, reps)
     row("InverseRelativeProjector.transform (numpy in/out)", t_irp,
         f"{t_irp / t_gemm2:.2f} x GEMM")
-    t_irp_t = timer(lambda: irp.transform(Rd), device, reps)
     row(f"InverseRelativeProjector.transform ({device.type} tensor in/out)", t_irp_t,
         f"{t_irp_t / t_gemm2:.2f} x GEMM")
-    pruned = InverseRelativeProjector(k, prune_threshold=0.7, n_subspaces=8, random_state=0,
-                                      device=device).fit(Y)
-    t_pr = timer(lambda: pruned.transform(Rd), device, reps)
     sizes = [len(S) for S in pruned.anchor_subsets_]
     row(f"... pruned delta=0.7, omega=8 (subset sizes {min(sizes)}-{max(sizes)})",
         t_pr, f"{t_pr / t_gemm2:.2f} x GEMM")

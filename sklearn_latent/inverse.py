@@ -251,7 +251,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
                 "all anchors coincide (after centering they are all zero): the fitted "
                 "space has no direction to recover, transform returns the anchor mean.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return [None]
         if self.prune_threshold is None:
@@ -438,7 +438,7 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
                     "RelativeTranslator expects the paired target embeddings of shape "
                     "(n_samples, n_target_features).",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         one_d = y.ndim == 1
         Y = check_input(None, y.reshape(-1, 1) if one_d else y, reset=False, input_name="y")

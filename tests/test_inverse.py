@@ -91,6 +91,7 @@ def test_sklearn_compatible(estimator, check):
 )
 @pytest.mark.parametrize("check", [check_transformer_get_feature_names_out,
                                    check_set_output_transform])
+@pytest.mark.filterwarnings("ignore:y is a 1-D array of integers:UserWarning")
 def test_feature_name_checks(estimator, check):
     check(type(estimator).__name__, estimator)
 
