@@ -46,10 +46,15 @@ _DIFFERENCE_METRICS = ("euclidean", "l1", "linf", "lp")
 _EPS = {torch.float16: 1e-4, torch.bfloat16: 1e-3, torch.float32: 1e-12, torch.float64: 1e-300}
 
 
+def _safe_norms(X):
+    """Row L2 norms, shape (n, 1), clamped away from 0: the divisor of every normalization."""
+    norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
+    return norms.clamp_min(_EPS.get(X.dtype, 1e-12))
+
+
 def _safe_normalize(X):
     """Rows divided by their L2 norm; zero rows stay zero (never NaN)."""
-    norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
-    return X / norms.clamp_min(_EPS.get(X.dtype, 1e-12))
+    return X / _safe_norms(X)
 
 
 def _prepare(anchors, metric, center):
@@ -97,13 +102,13 @@ def _gemm_blocked(X, prepared, metric, center):
         if metric == "dot":
             torch.mm(xb, A.T, out=ob)
             continue
-        norms = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
         if metric == "euclidean":
+            x_sq = torch.linalg.vector_norm(xb, dim=1, keepdim=True).square_()
             torch.addmm(a_sq, xb, A.T, alpha=-2.0, out=ob)
-            ob.add_(norms.square_()).clamp_min_(0.0).sqrt_()
-        else:  # a zero row gives 0 / eps = 0
+            ob.add_(x_sq).clamp_min_(0.0).sqrt_()
+        else:  # same divisor as _safe_normalize: a zero row gives 0
             torch.mm(xb, A.T, out=ob)
-            ob.div_(norms.clamp_min_(_EPS.get(X.dtype, 1e-12)))
+            ob.div_(_safe_norms(xb))
     return out
 
 
