@@ -78,7 +78,7 @@ def on_device(X, device):
 
 def bench_projection(args, device, X):
     Xin = on_device(X, device)
-    Xt = torch.from_numpy(X).to(device)
+    Xt = Xin if isinstance(Xin, torch.Tensor) else torch.from_numpy(X)
     fitted = {}
     for name, metric, center in [
         ("cosine, center=True", "cosine", True),
@@ -136,7 +136,7 @@ def bench_anchors(args, device, X):
         )
         rows.append([method, f"{statistics.median(ts):.3f}", len(ts)])
     # fps makes k - 1 passes over X, each one matrix-vector product: its floor.
-    Xt = torch.from_numpy(X).to(device)
+    Xt = Xin if isinstance(Xin, torch.Tensor) else torch.from_numpy(X)
     v = Xt[0].clone()
     gemv = median_time(lambda: Xt @ v, repeat=5, device=device)
     rows.append([f"(floor of fps: {args.k - 1} x GEMV X @ v)", f"{(args.k - 1) * gemv:.3f}", 5])

@@ -111,12 +111,11 @@ def _prepare(anchors, metric, center):
 
 
 # Rows per block of the no-grad GEMM kernels, as a number of elements of the
-# (rows, d) block.  On CPU a block's centered copy is small enough to stay in
-# cache between its centering, its norms and its GEMM, and the result block
-# the GEMM just wrote is still in cache when its rows are scaled; on GPUs
-# blocks are large enough to keep the device busy.  Nothing X-sized is
-# allocated besides the result.
-_BLOCK_ELEMENTS = {"cpu": 1 << 22}
+# (rows, d) block (64 MB of float32 on CPU, 256 MB elsewhere).  A block bounds
+# the only temporary, one centered block, so nothing X-sized is allocated
+# besides the result; blocks stay large so that the per-op costs (thread-pool
+# synchronization on a busy CPU, kernel launches on a GPU) remain negligible.
+_BLOCK_ELEMENTS = {"cpu": 1 << 24}
 _BLOCK_ELEMENTS_OTHER = 1 << 26
 #: Metrics computed from one GEMM per block.
 _GEMM_METRICS = ("cosine", "angular", "dot", "euclidean")
@@ -146,12 +145,13 @@ def _gemm_blocked(X, prepared, metric, center):
         if metric == "dot":
             torch.mm(xb, A.T, out=ob)
             continue
-        norms = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
         if metric == "euclidean":
+            x_sq = torch.linalg.vector_norm(xb, dim=1, keepdim=True).square_()
             torch.addmm(a_sq, xb, A.T, alpha=-2.0, out=ob)
-            ob.add_(norms.square_()).clamp_min_(0.0).sqrt_()
-        else:  # a zero row gives 0 / eps = 0
+            ob.add_(x_sq).clamp_min_(0.0).sqrt_()
+        else:  # same divisor as _safe_normalize: a zero row gives 0
             torch.mm(xb, A.T, out=ob)
+            norms = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
             if center is not None:  # equal to center up to rounding: zero (as _center_normalize)
                 ref = torch.linalg.vector_norm(X[start : start + step], dim=1, keepdim=True)
                 noise = (ref + c_norm) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
