@@ -1,17 +1,29 @@
 """Metrics: reference values, naive formulas, invariances and non-invariances, bad input."""
 
+import pickle
+
 import numpy as np
 import pytest
+import sklearn
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.stats import ortho_group
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from sklearn_latent import metrics
+from sklearn_latent import ProcrustesTranslator, metrics
 from sklearn_latent.metrics import (
+    get_scorer,
+    get_scorer_names,
     knn_jaccard,
     linear_cka,
+    make_stitching_scorer,
     mean_rank,
     mean_reciprocal_rank,
     mutual_knn_alignment,
@@ -415,3 +427,146 @@ def test_rbf_bad_sigma_and_batch_size():
         rbf_cka(X, Y, sigma=1e12)
     with pytest.raises(ValueError, match="batch_size"):
         rbf_cka(X, Y, batch_size=0)
+
+
+# --------------------------------------------------------------------------
+# scikit-learn scorers
+# --------------------------------------------------------------------------
+def _translation_data(n=120, d=6, noise=0.3, seed=20):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Q = ortho_group.rvs(d, random_state=seed)
+    Y = X @ Q + 2.0 + noise * rng.normal(size=(n, d))
+    labels = (Y[:, 0] > 2.0).astype(int)
+    return X, Y, labels
+
+
+SCORER_FUNCS = {
+    "paired_cosine": paired_cosine_similarity,
+    "mrr": mean_reciprocal_rank,
+    "top_1_accuracy": top_k_accuracy,
+    "top_5_accuracy": lambda P, T: top_k_accuracy(P, T, k=5),
+    "top_3_accuracy": lambda P, T: top_k_accuracy(P, T, k=3),
+    "neg_mean_rank": lambda P, T: -mean_rank(P, T),
+}
+
+
+@pytest.mark.parametrize("name", list(SCORER_FUNCS))
+def test_scorers_equal_their_metric(backend, name):
+    X, Y, _ = _translation_data(noise=1.0)
+    tr = ProcrustesTranslator().fit(backend.asarray(X), backend.asarray(Y))
+    scorer = get_scorer(name)
+    assert scorer is not get_scorer(name)  # a fresh object each call
+    Xb, Yb = backend.asarray(X), backend.asarray(Y)
+    expect = SCORER_FUNCS[name](tr.predict(Xb), Yb)
+    assert_allclose(scorer(tr, Xb, Yb), expect, rtol=1e-12)
+    assert -1.0 < expect < 1.0 or name == "neg_mean_rank"
+    assert pickle.loads(pickle.dumps(scorer))(tr, Xb, Yb) == scorer(tr, Xb, Yb)
+
+
+def test_scorer_names_and_fallbacks():
+    assert set(get_scorer_names()) >= {"paired_cosine", "mrr", "top_1_accuracy",
+                                       "top_5_accuracy", "neg_mean_rank"}
+    for name in get_scorer_names():
+        assert callable(get_scorer(name))
+    X, Y, _ = _translation_data()
+    tr = ProcrustesTranslator().fit(X, Y)
+    assert_allclose(get_scorer("r2")(tr, X, Y), tr.score(X, Y))  # scikit-learn's own
+    assert get_scorer(None) is None
+    with pytest.raises(ValueError, match="use 'neg_mean_rank'"):
+        get_scorer("mean_rank")
+    with pytest.raises(ValueError, match=r"scoring='mmr' is not a valid scorer name.*'mrr'"):
+        get_scorer("mmr")
+    with pytest.raises(ValueError, match=r"k=200 is out of range.*1 <= k <= 120"):
+        get_scorer("top_200_accuracy")(tr, X, Y)
+
+
+def test_grid_search_selects_by_retrieval():
+    """A huge ridge penalty shrinks the map to the mean: every retrieval scorer sees it."""
+    X, Y, _ = _translation_data(noise=0.8)
+    scoring = {name: get_scorer(name) for name in
+               ("paired_cosine", "mrr", "top_1_accuracy", "top_5_accuracy", "neg_mean_rank")}
+    search = GridSearchCV(
+        ProcrustesTranslator(method="linear", scaling=None),
+        {"alpha": [0.0, 1e9]}, scoring=scoring, refit="mrr", cv=3,
+    ).fit(X, Y)
+    assert search.best_params_ == {"alpha": 0.0}
+    res = search.cv_results_
+    for name in scoring:
+        good, bad = res[f"mean_test_{name}"]
+        assert good > bad, name
+    assert res["mean_test_neg_mean_rank"][0] < 0
+    # one scorer, not a dict
+    search = GridSearchCV(ProcrustesTranslator(method="linear", scaling=None),
+                          {"alpha": [1e9, 0.0]}, scoring=get_scorer("top_1_accuracy"),
+                          cv=3).fit(X, Y)
+    assert search.best_params_ == {"alpha": 0.0}
+
+
+def test_scorers_in_pipelines_and_cross_validate():
+    X, Y, _ = _translation_data()
+    scoring = {"cos": get_scorer("paired_cosine"), "mrr": get_scorer("mrr")}
+    pipe = make_pipeline(StandardScaler(), ProcrustesTranslator())
+    res = cross_validate(pipe, X, Y, cv=3, scoring=scoring)
+    assert np.all(res["test_mrr"] > 0.9) and np.all(res["test_cos"] > 0.9)
+    # a Pipeline ending in a transformer has no predict: the scorers use transform
+    tr = ProcrustesTranslator().fit(X, Y)
+    pipe = make_pipeline(FrozenEstimator(tr), FunctionTransformer())
+    assert not hasattr(pipe, "predict")
+    assert get_scorer("mrr")(pipe, X, Y) == mean_reciprocal_rank(tr.transform(X), Y)
+
+
+def test_scorers_with_metadata_routing():
+    """Labels as y, the paired embeddings routed as ``target`` to fit and to the scorer."""
+    X, Y, labels = _translation_data()
+    with sklearn.config_context(enable_metadata_routing=True):
+        # plain paired data still works with routing on
+        search = GridSearchCV(ProcrustesTranslator(), {"method": ["orthogonal", "linear"]},
+                              scoring=get_scorer("mrr"), cv=3).fit(X, Y)
+        assert search.best_score_ > 0.9
+        tr = ProcrustesTranslator(n_anchors=60, anchors="stratified", random_state=0)
+        clf = LogisticRegression().fit(Y, labels)
+        scoring = {
+            "mrr": get_scorer("mrr").set_score_request(target=True),
+            "stitch": make_stitching_scorer(clf).set_score_request(target=True),
+        }
+        search = GridSearchCV(tr.set_fit_request(target=True), {"method": ["orthogonal"]},
+                              scoring=scoring, refit="mrr", cv=3, error_score="raise")
+        search.fit(X, labels, target=Y)
+        assert search.cv_results_["mean_test_mrr"][0] > 0.9
+        assert search.cv_results_["mean_test_stitch"][0] > 0.9
+        # labels as y but no routed target: a clear error, not a silent score
+        search = GridSearchCV(tr, {"method": ["orthogonal"]},
+                              scoring=get_scorer("mrr").set_score_request(target=False),
+                              cv=3, error_score="raise")
+        with pytest.raises(ValueError, match=r"got a 1-D y \(class labels\?\)"):
+            search.fit(X, labels, target=Y)
+
+
+@pytest.mark.filterwarnings("ignore:The orthogonal map is determined on only")
+def test_stitching_scorer(backend):
+    X, Y, labels = _translation_data(noise=1.0)
+    clf = LogisticRegression().fit(Y, labels)
+    tr = ProcrustesTranslator().fit(backend.asarray(X), backend.asarray(Y))
+    scorer = make_stitching_scorer(clf)
+    Xb, Yb = backend.asarray(X), backend.asarray(Y)
+    expect = np.mean(clf.predict(backend.to_numpy(tr.predict(Xb))) == clf.predict(Y))
+    assert 0.6 < expect < 1.0
+    assert scorer(tr, Xb, Yb) == pytest.approx(expect)
+    assert pickle.loads(pickle.dumps(scorer))(tr, Xb, Yb) == pytest.approx(expect)
+    # a translator that ignores its input agrees only by chance
+    rng = np.random.default_rng(0)
+    junk = ProcrustesTranslator().fit(X, rng.permutation(Y))
+    assert make_stitching_scorer(clf)(junk, X, Y) < expect
+    # GridSearchCV with it, no labels needed
+    search = GridSearchCV(ProcrustesTranslator(), {"n_anchors": [2, None]},
+                          scoring=scorer, cv=3).fit(X, Y)
+    assert search.best_params_ == {"n_anchors": None}
+
+
+def test_stitching_scorer_bad_classifier():
+    with pytest.raises(NotFittedError, match="LogisticRegression instance is not fitted yet.*"
+                                             "make_stitching_scorer"):
+        make_stitching_scorer(LogisticRegression())
+    with pytest.raises(TypeError, match="with a predict method, got StandardScaler"):
+        make_stitching_scorer(StandardScaler().fit(np.ones((3, 2))))
