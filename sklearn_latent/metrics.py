@@ -136,8 +136,18 @@ def _float(t):
 # --------------------------------------------------------------------------
 # centered kernel alignment
 # --------------------------------------------------------------------------
-def _scaled_block(T, start, stop, shift, scale):
-    return (T[start:stop].to(_F64) - shift) / scale
+def _gram_scale(max_abs):
+    """1, or a power of two bringing ``max_abs`` near 1 when its squares would not fit float64."""
+    m = _float(max_abs)
+    if 2.0**-250 < m < 2.0**250:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(m)[1] - 1)
+
+
+def _shifted_block(T, start, stop, shift, scale):
+    """float64 ``(T[start:stop] - shift) / scale`` as a new tensor (never a view of ``T``)."""
+    out = torch.sub(T[start:stop].to(_F64), shift)
+    return out if scale == 1.0 else out.div_(scale)
 
 
 def linear_cka(X, Y):
@@ -148,9 +158,9 @@ def linear_cka(X, Y):
     (2019), computed in feature space (cost O(n (d_x + d_y)^2), memory
     O((d_x + d_y)^2): never an ``n x n`` Gram matrix, so 10^6 rows work).
     The cross products accumulate in float64 over row blocks, on data shifted
-    by the first block's mean and divided by a power of two near the largest
-    entry, so float32 input with large offsets or extreme magnitudes keeps
-    float64 accuracy.
+    by the first block's mean (and divided by a power of two where the squares
+    would leave float64's range), so float32 input with large offsets and
+    float64 input of extreme magnitude keep float64 accuracy.
 
     In [0, 1]; 1 when ``Y`` is an orthogonal map of ``X`` times a scalar plus
     a translation.  Invariant to orthogonal maps, isotropic scaling and
@@ -200,12 +210,11 @@ def linear_cka(X, Y):
     n = X.shape[0]
     x_max = _check_constant(X, "X", "linear_cka")
     y_max = _check_constant(Y, "Y", "linear_cka")
-    # Exact powers of two: no rounding, no overflow of squares in float64.
-    x_scale = F._pow2(x_max.to(_F64))
-    y_scale = F._pow2(y_max.to(_F64))
+    # Exact powers of two, only where float64 squares would overflow or underflow.
+    x_scale, y_scale = _gram_scale(x_max), _gram_scale(y_max)
     step = _step(X.shape[1] + Y.shape[1])
-    x_shift = X[:step].to(_F64).mean(dim=0) / x_scale
-    y_shift = Y[:step].to(_F64).mean(dim=0) / y_scale
+    x_shift = X[:step].to(_F64).mean(dim=0)
+    y_shift = Y[:step].to(_F64).mean(dim=0)
     dx, dy = X.shape[1], Y.shape[1]
     dev = X.device
     xx = torch.zeros((dx, dx), dtype=_F64, device=dev)
@@ -214,8 +223,8 @@ def linear_cka(X, Y):
     x_sum = torch.zeros(dx, dtype=_F64, device=dev)
     y_sum = torch.zeros(dy, dtype=_F64, device=dev)
     for start in range(0, n, step):
-        xb = (X[start : start + step].to(_F64) / x_scale).sub_(x_shift)
-        yb = (Y[start : start + step].to(_F64) / y_scale).sub_(y_shift)
+        xb = _shifted_block(X, start, start + step, x_shift, x_scale)
+        yb = _shifted_block(Y, start, start + step, y_shift, y_scale)
         xx.addmm_(xb.T, xb)
         yy.addmm_(yb.T, yb)
         xy.addmm_(xb.T, yb)
@@ -352,16 +361,20 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     batch_size = check_batch_size(batch_size)
     X, Y = _check_pair(X, Y, ("X", "Y"), "rbf_cka", dtype=_F64)
     n = X.shape[0]
-    _check_constant(X, "X", "rbf_cka")
-    _check_constant(Y, "Y", "rbf_cka")
+    # K only depends on ||x_i - x_j|| / sigma: data whose squared distances would
+    # leave float64's range are divided by a power of two (exact), sigma with them.
+    x_scale = _gram_scale(_check_constant(X, "X", "rbf_cka"))
+    y_scale = _gram_scale(_check_constant(Y, "Y", "rbf_cka"))
+    X = X if x_scale == 1.0 else X / x_scale
+    Y = Y if y_scale == 1.0 else Y / y_scale
     rows = _median_rows(n)
     gammas = []
-    for T, name, s in ((X, "X", sigmas[0]), (Y, "Y", sigmas[1])):
+    for T, name, s, c in ((X, "X", sigmas[0], x_scale), (Y, "Y", sigmas[1], y_scale)):
         if s is None:
             sub = T if rows is None else T[rows.to(T.device)]
             gammas.append(-0.5 / _median_sq_distance(sub, name))
         else:
-            gammas.append(-0.5 / s**2)
+            gammas.append(-0.5 / (s / c) ** 2)
     proj_x = F._relative_projector(X, "euclidean")
     proj_y = F._relative_projector(Y, "euclidean")
     kl = torch.zeros((), dtype=_F64, device=X.device)

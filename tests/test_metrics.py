@@ -161,11 +161,25 @@ def test_linear_cka_float32_offset_keeps_float64_accuracy(backend):
                     rtol=1e-10)
 
 
-@pytest.mark.parametrize("scale", [1e-200, 1e200])
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200, 1e300])
 def test_linear_cka_extreme_magnitudes(scale):
     X, Y = _pair(n=40, seed=4)
     assert_allclose(linear_cka(scale * X, Y), linear_cka(X, Y), rtol=1e-12)
     assert_allclose(linear_cka(scale * X, scale * Y), linear_cka(X, Y), rtol=1e-12)
+    assert_allclose(rbf_cka(scale * X, Y), rbf_cka(X, Y), rtol=1e-10)
+    assert_allclose(rbf_cka(scale * X, Y, sigma=(2.0 * scale, 3.0)),
+                    rbf_cka(X, Y, sigma=(2.0, 3.0)), rtol=1e-10)
+    assert_allclose(mutual_knn_alignment(scale * X, Y, k=3), mutual_knn_alignment(X, Y, k=3))
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_cka_extreme_float32(backend, scale):
+    X, Y = _pair(n=40, seed=4)
+    X32 = (scale * X).astype(np.float32)
+    expect = _naive_linear_cka(X32 - X32.mean(0, dtype=np.float64), Y - Y.mean(0))
+    assert_allclose(linear_cka(backend.asarray(X32), backend.asarray(Y)), expect, rtol=1e-10)
+    assert_allclose(rbf_cka(backend.asarray(X32), backend.asarray(Y)),
+                    rbf_cka(X32.astype(np.float64) / scale, Y), rtol=1e-6)
 
 
 def test_cka_extremes():
