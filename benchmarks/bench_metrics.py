@@ -47,13 +47,14 @@ from _common import (  # noqa: E402
     rss_bytes,
     sync,
     table,
+    times,
 )
 
 from sklearn_latent import metrics  # noqa: E402
 from sklearn_latent.metrics import linear_cka, rbf_cka  # noqa: E402
 
 
-def make_pair(n, d, device, seed=0, chunk=100_000):
+def make_pair(n, d, device, seed=0, chunk=50_000):
     """Related float32 spaces: Y = X with permuted, anisotropically scaled columns + noise."""
     gen = torch.Generator(device=device).manual_seed(seed)
     scale = torch.rand(d, generator=gen, device=device) + 0.5
@@ -128,21 +129,25 @@ def naive_rbf_cka(X, Y):
 def bench_large(args, device, out):
     X, Y = make_pair(args.n, args.d, device)
     floor = floor_fn(args.n, args.d, device)
-    warm = (X[:2000], Y[:2000])
-    linear_cka(*warm)  # lazy library initialization, outside the timed rounds
+    linear_cka(X[:2000], Y[:2000])  # lazy library initialization, outside the timed rounds
+    floor_small = floor_fn(2000, args.d, device)
+    floor_small()
+    value = []
+    fns = {"linear_cka": lambda: value.append(linear_cka(X, Y)), "floor": floor}
+    t = {name: [] for name in fns}
+    # The extra memory of linear_cka is read over the timed rounds (the floor's
+    # blocks are allocated beforehand): peak RSS minus RSS before them.
     base = rss_bytes()
     reset_peak_rss()
-    value = linear_cka(X, Y)
-    extra = (peak_rss_bytes() - base) / 2**20
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        linear_cka(X, Y)
-        extra_cuda = (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    t = paired_times(
-        {"linear_cka": lambda: linear_cka(X, Y), "floor": floor},
-        repeat=args.repeats, warmup=0, device=device,
-    )
+        cuda_base = torch.cuda.memory_allocated(device)
+    for rep in range(args.repeats):  # interleaved rounds, as _common.paired_times
+        for name, fn in fns.items():
+            t[name].extend(times(fn, repeat=1, warmup=0, device=device))
+        print(f"round {rep + 1}/{args.repeats}: "
+              + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in t.items()), flush=True)
+    extra = (peak_rss_bytes() - base) / 2**20
     med = {k: statistics.median(v) for k, v in t.items()}
     data_mb = 2 * args.n * args.d * 4 / 2**20
     rows = [
@@ -153,10 +158,13 @@ def bench_large(args, device, out):
     emit(f"\n### linear CKA, {args.n:,} x {args.d} float32 (X and Y: {data_mb:,.0f} MiB)\n",
          out)
     emit(table(["", "median s", "ratio to floor"], rows), out)
-    mem = f"extra peak RSS of one call {extra:,.0f} MiB"
+    mem = f"extra peak RSS during the rounds {extra:,.0f} MiB"
     if device.type == "cuda":
+        extra_cuda = (torch.cuda.max_memory_allocated(device) - cuda_base) / 2**20
         mem += f", extra CUDA peak {extra_cuda:,.0f} MiB"
-    emit(f"\nlinear CKA = {value:.6f}; {args.repeats} interleaved rounds; {mem} "
+    gflop = 2 * args.n * 3 * args.d**2 / 1e9
+    emit(f"\nlinear CKA = {value[0]:.6f}; {args.repeats} interleaved round(s); {gflop:,.0f} "
+         f"GFLOP per call ({gflop / med['floor']:.1f} GFLOP/s at the floor); {mem} "
          f"(the data: {data_mb:,.0f} MiB).", out)
 
 
@@ -198,8 +206,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=1_000_000, help="rows of the large linear CKA run")
     p.add_argument("--d", type=int, default=768)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--small-n", type=lambda s: [int(v) for v in s.split(",")],
-                   default=[1000, 2000, 4000])
+    p.add_argument("--small-n", type=lambda s: [int(v) for v in s.split(",") if int(v)],
+                   default=[1000, 2000, 4000], help="comma-separated sizes; 0 skips")
     p.add_argument("--small-repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     p.add_argument("--device", default="cpu")
@@ -214,10 +222,10 @@ def main(argv=None):
          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n", args.out)
     emit(f"- machine: {machine_description(device)}", args.out)
     emit(f"- command: `{cmd}`", args.out)
-    if args.n:
-        bench_large(args, device, args.out)
     if args.small_n:
         bench_small(args, device, args.out)
+    if args.n:
+        bench_large(args, device, args.out)
     sync(device)
     emit(f"\n- load average at the end: %.1f / %.1f / %.1f (1 / 5 / 15 min)" % os.getloadavg(),
          args.out)
