@@ -70,11 +70,15 @@ KNN_METRICS = ("cosine", "angular", "dot", "euclidean", "l1", "linf")
 # --------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------
-def _check_pair(X, Y, names, func, *, min_samples=2, same_width=False, dtype=None):
+def _check_pair(
+    X, Y, names, func, *, min_samples=2, same_width=False, dtype=None, convert=True
+):
     """Validate two paired inputs and return them as tensors on one device.
 
     The device is the first tensor argument's (numpy only: CPU).  The dtype is
     ``dtype`` when given, else float64 if either input is float64, else float32.
+    ``convert=False`` returns the validated arrays as they are (numpy or
+    tensors) and the device, for callers that convert block by block.
     """
     a, b = names
     X = check_input(None, X, reset=False, input_name=a)
@@ -98,6 +102,8 @@ def _check_pair(X, Y, names, func, *, min_samples=2, same_width=False, dtype=Non
     device = next(
         (T.device for T in (X, Y) if isinstance(T, torch.Tensor)), torch.device("cpu")
     )
+    if not convert:
+        return X, Y, device
     if dtype is None:
         dtype = _F64 if _F64 in (torch_dtype(X), torch_dtype(Y)) else torch.float32
     return to_tensor(X, device, dtype), to_tensor(Y, device, dtype)
@@ -120,7 +126,7 @@ def _check_constant(T, name, func):
     first = T[0]
     step = _step(T.shape[1])
     for start in range(0, T.shape[0], step):
-        if bool((T[start : start + step] != first).any()):
+        if bool((T[start : start + step] != first).any()):  # numpy or torch alike
             return
     raise ValueError(
         f"{name} is constant (all {T.shape[0]} rows are equal): {func} is undefined "
@@ -129,10 +135,13 @@ def _check_constant(T, name, func):
 
 
 def _max_abs(T):
-    """Largest |entry| of a float64 tensor (float32 squares always fit float64: 1)."""
-    if T.dtype != _F64:
+    """Largest |entry| of float64 data (float32 squares always fit float64: 1)."""
+    if torch_dtype(T) != _F64:
         return 1.0
-    lo, hi = torch.aminmax(T)  # global: one fast pass (per-column aminmax is ~25x slower)
+    if isinstance(T, torch.Tensor):
+        lo, hi = torch.aminmax(T)  # global: one pass (per-column aminmax is ~25x slower)
+    else:
+        lo, hi = T.min(), T.max()
     return max(-_float(lo), _float(hi))
 
 
@@ -159,8 +168,12 @@ def _gram_scale(max_abs):
 
 
 def _shifted_block(T, start, stop, shift, scale):
-    """float64 ``(T[start:stop] - shift) / scale`` as a new tensor (never a view of ``T``)."""
-    out = torch.sub(T[start:stop].to(_F64), shift)
+    """float64 ``(T[start:stop] - shift) / scale`` as a new tensor on ``shift``'s device.
+
+    Numpy input is converted block by block (a read-only memmap is never
+    copied whole); the result is never a view of ``T``.
+    """
+    out = torch.sub(to_tensor(T[start:stop], shift.device, _F64), shift)
     return out if scale == 1.0 else out.div_(scale)
 
 
@@ -220,17 +233,17 @@ def linear_cka(X, Y):
     >>> round(linear_cka(X, 3.0 * Y @ Q + 1.0), 4)   # rotation, scale, shift
     0.2815
     """
-    X, Y = _check_pair(X, Y, ("X", "Y"), "linear_cka")
+    # Each input stays in its own kind and dtype; blocks are converted on the fly.
+    X, Y, dev = _check_pair(X, Y, ("X", "Y"), "linear_cka", convert=False)
     n = X.shape[0]
     _check_constant(X, "X", "linear_cka")
     _check_constant(Y, "Y", "linear_cka")
     # Exact powers of two, only where float64 squares would overflow or underflow.
     x_scale, y_scale = _gram_scale(_max_abs(X)), _gram_scale(_max_abs(Y))
     step = _step(X.shape[1] + Y.shape[1])
-    x_shift = X[:step].to(_F64).mean(dim=0)
-    y_shift = Y[:step].to(_F64).mean(dim=0)
+    x_shift = to_tensor(X[:step], dev, _F64).mean(dim=0)
+    y_shift = to_tensor(Y[:step], dev, _F64).mean(dim=0)
     dx, dy = X.shape[1], Y.shape[1]
-    dev = X.device
     xx = torch.zeros((dx, dx), dtype=_F64, device=dev)
     yy = torch.zeros((dy, dy), dtype=_F64, device=dev)
     xy = torch.zeros((dx, dy), dtype=_F64, device=dev)
@@ -281,8 +294,12 @@ def _median_rows(n):
     return torch.randperm(n, generator=gen)[:_MEDIAN_MAX_ROWS].sort().values
 
 
-def _median_sq_distance(T, name):
-    """Lower median of the non-zero squared distances between distinct rows of ``T``."""
+def _median_sq_distance(T, name, keep=None):
+    """Lower median of the non-zero squared distances between distinct rows of ``T``.
+
+    ``keep``, a list, receives the squared-distance row blocks (of
+    :func:`_step` rows), for reuse by the caller.
+    """
     n = T.shape[0]
     project = F._relative_projector(T, "euclidean")
     # Squared norms of the rows about their mean: a squared distance below
@@ -291,9 +308,11 @@ def _median_sq_distance(T, name):
     noise = 64 * torch.finfo(T.dtype).eps
     values = []
     step = _step(n)
-    for start in range(0, n - 1, step):
+    for start in range(0, n, step):
         stop = min(start + step, n)
         D = project(T[start:stop]).square_()
+        if keep is not None:
+            keep.append(D)
         rows = torch.arange(start, stop, device=T.device)
         upper = torch.arange(n, device=T.device)[None, :] > rows[:, None]
         big = D > noise * (sq[start:stop, None] + sq[None, :])
@@ -315,7 +334,9 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     al. 2019).  ``HSIC`` is expanded as
     ``sum(K * L) - 2/n (K1).(L1) + (1^T K 1)(1^T L 1) / n^2``, so the kernels
     are visited once, in row blocks (memory O(batch_size * n), never ``n x n``
-    at once; time O(n^2 (d_x + d_y))), accumulating in float64.
+    at once; time O(n^2 (d_x + d_y))), accumulating in float64.  Up to 2048
+    rows (with ``batch_size=None``) the squared distances computed for the
+    median heuristic, at most 4 million per space, are reused for the kernels.
 
     Invariant to orthogonal maps and translations of either space, and to
     isotropic scaling when ``sigma`` follows the data (the median heuristic).
@@ -383,13 +404,18 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     X = X if x_scale == 1.0 else X / x_scale
     Y = Y if y_scale == 1.0 else Y / y_scale
     rows = _median_rows(n)
-    gammas = []
+    # Up to _MEDIAN_MAX_ROWS rows (at most 4 million distances per space) with the
+    # default blocks, the distances of the median pass are kept for the kernels.
+    reuse = rows is None and batch_size is None
+    gammas, cached = [], []
     for T, name, s, c in ((X, "X", sigmas[0], x_scale), (Y, "Y", sigmas[1], y_scale)):
+        keep = [] if reuse and s is None else None
         if s is None:
             sub = T if rows is None else T[rows.to(T.device)]
-            gammas.append(-0.5 / _median_sq_distance(sub, name))
+            gammas.append(-0.5 / _median_sq_distance(sub, name, keep))
         else:
             gammas.append(-0.5 / (s / c) ** 2)
+        cached.append(keep)
     proj_x = F._relative_projector(X, "euclidean")
     proj_y = F._relative_projector(Y, "euclidean")
     kl = torch.zeros((), dtype=_F64, device=X.device)
@@ -397,11 +423,15 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     k_rows = torch.empty(n, dtype=_F64, device=X.device)
     l_rows = torch.empty_like(k_rows)
     step = _step(n, batch_size)
+
+    def sq_distances(b, start, stop, T, project):
+        return cached[b].pop(0) if cached[b] else project(T[start:stop]).square_()
+
     for start in range(0, n, step):
         stop = min(start + step, n)
         i = torch.arange(stop - start, device=X.device)
-        K = proj_x(X[start:stop]).square_().mul_(gammas[0]).exp_()
-        L = proj_y(Y[start:stop]).square_().mul_(gammas[1]).exp_()
+        K = sq_distances(0, start, stop, X, proj_x).mul_(gammas[0]).exp_()
+        L = sq_distances(1, start, stop, Y, proj_y).mul_(gammas[1]).exp_()
         K[i, i + start] = 1.0  # exact self-similarity (no rounding of ||x - x||)
         L[i, i + start] = 1.0
         kl += torch.vdot(K.reshape(-1), L.reshape(-1))

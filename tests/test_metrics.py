@@ -294,7 +294,7 @@ def test_retrieval_matches_brute_force(backend):
     assert paired_cosine_similarity(-T, T) == pytest.approx(-1.0)
 
 
-def test_float32_and_mixed_inputs():
+def test_float32_and_mixed_inputs(tmp_path):
     X, Y = _pair(n=50, seed=11)
     X32 = X.astype(np.float32)
     expect = linear_cka(X32.astype(np.float64), Y)
@@ -302,6 +302,14 @@ def test_float32_and_mixed_inputs():
     assert_allclose(rbf_cka(X32, torch.from_numpy(Y)), rbf_cka(X32.astype(np.float64), Y),
                     rtol=1e-12)
     assert_allclose(mean_reciprocal_rank(X32, torch.from_numpy(X)), 1.0)
+    # read-only memmaps (converted block by block, never copied whole)
+    path = tmp_path / "x.npy"
+    np.save(path, X32)
+    Xm = np.load(path, mmap_mode="r")
+    assert not Xm.flags.writeable
+    assert_allclose(linear_cka(Xm, Y), expect, rtol=1e-12)
+    assert_allclose(rbf_cka(Xm, Y), rbf_cka(X32, Y), rtol=1e-12)
+    assert_allclose(mean_reciprocal_rank(Xm, X32), 1.0)
     # lists and DataFrames are array-likes
     pd = pytest.importorskip("pandas")
     assert_allclose(linear_cka(pd.DataFrame(X), Y.tolist()), linear_cka(X, Y))
