@@ -423,6 +423,8 @@ def select_anchors(
             f"n_anchors={n_anchors!r} gives {k} anchors, more than sample_size={sample_size}; "
             "raise sample_size."
         )
+    if y is not None and not isinstance(y, da.Array):
+        y = np.asarray(y)
     if y is not None and len(y) != n:
         raise ValueError(f"y has {len(y)} entries but X has {n} rows.")
     if sample_size >= n:

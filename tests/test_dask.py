@@ -308,8 +308,10 @@ def test_select_anchors_stratified_and_errors():
     X = np.random.default_rng(0).normal(size=(400, 3))
     y = np.repeat([0, 1, 2, 3], 100)
     Xd, yd = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
-    idx = sld.select_anchors(Xd, 20, "stratified", y=yd, sample_size=100, random_state=0)
-    np.testing.assert_array_equal(np.bincount(y[idx]), [5, 5, 5, 5])
+    for labels in (yd, y.tolist()):
+        idx = sld.select_anchors(Xd, 20, "stratified", y=labels, sample_size=100,
+                                 random_state=0)
+        np.testing.assert_array_equal(np.bincount(y[idx]), [5, 5, 5, 5])
     with pytest.raises(ValueError, match="needs the class labels"):
         sld.select_anchors(Xd, 20, "stratified", sample_size=100)
     with pytest.raises(ValueError, match="more than sample_size=50"):
@@ -357,8 +359,7 @@ def test_cluster_nan_in_one_chunk_fails_naming_it(client):
 def test_cluster_gridsearch_with_joblib_dask_backend(client):
     X, y = make_classification(n_samples=150, n_features=8, n_informative=5, random_state=0)
     pipe = make_pipeline(RelativeProjector(random_state=0), LogisticRegression(max_iter=1000))
-    grid = {"relativeprojector__n_anchors": [5, 20], "relativeprojector__metric":
-            ["cosine", "euclidean"]}
+    grid = {"relativeprojector__n_anchors": [5, 20]}
     ref = GridSearchCV(pipe, grid, cv=3).fit(X, y)
     with joblib.parallel_config(backend="dask", wait_for_workers_timeout=60):
         ours = GridSearchCV(pipe, grid, cv=3, n_jobs=-1).fit(X, y)
@@ -367,7 +368,7 @@ def test_cluster_gridsearch_with_joblib_dask_backend(client):
     assert ours.best_params_ == ref.best_params_
     # a translator is a multi-output regressor: GridSearchCV over its method (R^2)
     Xs, Ys = paired(n=300)
-    tgrid = {"method": ["orthogonal", "linear"], "scaling": ["standard", None]}
+    tgrid = {"method": ["orthogonal", "linear"]}
     ref = GridSearchCV(ProcrustesTranslator(), tgrid, cv=3).fit(Xs, Ys)
     with joblib.parallel_config(backend="dask"):
         ours = GridSearchCV(ProcrustesTranslator(), tgrid, cv=3, n_jobs=-1).fit(Xs, Ys)
