@@ -19,8 +19,8 @@ path (a memmap pickles as its full data, so it must not enter the graph).
 
 Run from the repository root::
 
-    python benchmarks/bench_dask.py                 # 1.5 GiB + 0.5 GiB store, workers 2 x 768 MiB
-    python benchmarks/bench_dask.py --quick         # 128 MiB store, a smoke test
+    python benchmarks/bench_dask.py                 # 1.43 GiB store, workers 2 x 640 MiB
+    python benchmarks/bench_dask.py --quick         # 0.16 GiB store, a smoke test
     python benchmarks/bench_dask.py --out benchmarks/RESULTS.md
 """
 
@@ -188,14 +188,14 @@ def with_dask(X, Y, out, rows_per_block, method):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Dask end-to-end benchmark (issue 6).")
-    p.add_argument("--rows", type=int, default=1 << 20, help="rows of the store")
-    p.add_argument("--d-x", type=int, default=384)
+    p.add_argument("--rows", type=int, default=600_000, help="rows of the store")
+    p.add_argument("--d-x", type=int, default=512)
     p.add_argument("--d-y", type=int, default=128)
-    p.add_argument("--block", type=int, default=16384, help="rows per dask block")
+    p.add_argument("--block", type=int, default=8192, help="rows per dask block")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--memory-limit", default="768MiB", help="per worker")
+    p.add_argument("--memory-limit", default="640MiB", help="per worker")
     p.add_argument("--method", default="orthogonal")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--dir", default=None, help="folder of the store (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the store files")
     p.add_argument("--quick", action="store_true", help="small store, a smoke test")
@@ -205,7 +205,7 @@ def main(argv=None):
     if args.device != "cpu":
         print("bench_dask: CPU workers only; --device ignored", flush=True)
     if args.quick:
-        args.rows, args.block, args.repeats = 1 << 16, 8192, 1
+        args.rows = 1 << 16
 
     import dask
     from dask.utils import parse_bytes

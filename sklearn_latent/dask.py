@@ -20,6 +20,7 @@ module is not imported by ``import sklearn_latent``.
 
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -125,6 +126,8 @@ def transform(estimator, X):
     :func:`dask.array.map_blocks`.  The estimator enters the graph once (as
     one :func:`dask.delayed` key that every block depends on), so a
     distributed cluster ships it to each worker once, not with every task.
+    It is copied when the graph is built: refitting it later does not change
+    the result.
     Nothing is computed until you call ``.compute()``, ``.persist()`` or
     :func:`dask.array.store`.
 
@@ -165,7 +168,8 @@ def transform(estimator, X):
     X = _check_dask_2d(X, "X")
     dtype = _output_dtype(estimator, X.dtype)
     width = _output_width(estimator, X)
-    est = dask.delayed(estimator, pure=True)
+    # A snapshot: refitting the estimator before .compute() must not change this result.
+    est = dask.delayed(copy.deepcopy(estimator), pure=True)
     return da.map_blocks(
         _transform_block,
         X,

@@ -148,6 +148,19 @@ def test_estimator_enters_the_graph_once():
     assert sum(_graph_bytes(naive)) > 10 * size
 
 
+def test_transform_uses_the_estimator_as_it_was():
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    est = RelativeProjector(5, random_state=0).fit(X)
+    before = est.transform(X)
+    lazy = sld.transform(est, da.from_array(X, chunks=(20, -1)))
+    est.fit(X + 1.0)
+    again = sld.transform(est, da.from_array(X, chunks=(20, -1)))
+    assert again.name != lazy.name  # the graph key follows the fitted state
+    np.testing.assert_allclose(lazy.compute(), before, atol=1e-12)
+    np.testing.assert_allclose(again.compute(), est.transform(X), atol=1e-12)
+    assert not np.allclose(before, est.transform(X))
+
+
 def test_transform_nan_in_one_block_names_it():
     X = np.random.default_rng(0).normal(size=(100, 4))
     est = RelativeProjector(5, random_state=0).fit(X)
