@@ -110,13 +110,19 @@ def _output_width(estimator, X):
     return int(np.asarray(estimator.transform(X[:1].compute())).shape[1])
 
 
-def _transform_block(block, estimator, dtype, name, rows, block_info=None):
+def _transform_block(block, estimator, dtype, width, name, block_info=None):
     block_id = block_info[0]["chunk-location"][0]
+    rows = block_info[0]["array-location"][0]
     try:
-        out = estimator.transform(block)
+        out = np.asarray(estimator.transform(block))
+        if out.ndim != 2 or out.shape[1] != width:
+            raise ValueError(
+                f"{type(estimator).__name__}.transform returned shape {out.shape}; "
+                f"expected {width} columns (from get_feature_names_out)."
+            )
     except ValueError as exc:
-        raise _block_error(exc, name, block_id, rows[block_id]) from exc
-    return np.asarray(out).astype(dtype, copy=False)
+        raise _block_error(exc, name, block_id, rows) from exc
+    return out.astype(dtype, copy=False)
 
 
 def transform(estimator, X):
@@ -175,8 +181,8 @@ def transform(estimator, X):
         X,
         est,
         dtype,
+        width,
         "X",
-        _row_ranges(X.chunks[0]),
         chunks=(X.chunks[0], (width,)),
         dtype=dtype,
         meta=np.empty((0, 0), dtype=dtype),

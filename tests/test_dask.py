@@ -23,7 +23,7 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer, StandardScaler  # noqa: E402
 
 from sklearn_latent import (  # noqa: E402
     ProcrustesTranslator,
@@ -109,6 +109,25 @@ def test_transform_pipeline_with_sklearn_step():
     lazy = sld.transform(pipe, da.from_array(X, chunks=(30, -1)))
     assert lazy.dtype == np.float32 and lazy.shape == (80, 6)
     np.testing.assert_allclose(lazy.compute(), pipe.transform(X), rtol=1e-5, atol=1e-6)
+
+
+def _first_two(X):
+    return X[:, :2]
+
+
+def test_transform_estimator_without_feature_names():
+    """Width from one real row when the estimator cannot name its outputs; a width that
+    disagrees with get_feature_names_out fails naming the block."""
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    lazy = sld.transform(FunctionTransformer(_first_two).fit(X), da.from_array(X, chunks=20))
+    assert lazy.chunks == ((20, 20, 10), (2,))
+    np.testing.assert_array_equal(lazy.compute(), X[:, :2])
+    liar = FunctionTransformer(_first_two, feature_names_out="one-to-one").fit(X)
+    lazy = sld.transform(liar, da.from_array(X, chunks=20))
+    assert lazy.shape == (50, 4)
+    with pytest.raises(ValueError, match=r"block \d of X \(rows \d+:\d+\): FunctionTransformer"
+                                         r".transform returned shape \(\d+, 2\); expected 4"):
+        lazy.compute()
 
 
 class _Counting(RelativeProjector):
