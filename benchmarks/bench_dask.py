@@ -19,7 +19,7 @@ path (a memmap pickles as its full data, so it must not enter the graph).
 
 Run from the repository root::
 
-    python benchmarks/bench_dask.py                 # 1.43 GiB store, workers 2 x 640 MiB
+    python benchmarks/bench_dask.py                 # 1.14 GiB store, workers 2 x 544 MiB
     python benchmarks/bench_dask.py --quick         # 0.16 GiB store, a smoke test
     python benchmarks/bench_dask.py --out benchmarks/RESULTS.md
 """
@@ -188,12 +188,12 @@ def with_dask(X, Y, out, rows_per_block, method):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Dask end-to-end benchmark (issue 6).")
-    p.add_argument("--rows", type=int, default=600_000, help="rows of the store")
+    p.add_argument("--rows", type=int, default=480_000, help="rows of the store")
     p.add_argument("--d-x", type=int, default=512)
     p.add_argument("--d-y", type=int, default=128)
-    p.add_argument("--block", type=int, default=8192, help="rows per dask block")
+    p.add_argument("--block", type=int, default=4096, help="rows per dask block")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--memory-limit", default="640MiB", help="per worker")
+    p.add_argument("--memory-limit", default="544MiB", help="per worker")
     p.add_argument("--method", default="orthogonal")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--dir", default=None, help="folder of the store (default: a temp dir)")
