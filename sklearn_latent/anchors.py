@@ -190,6 +190,12 @@ def _stratified(y, k, rng):
     return rng.permutation(np.concatenate([m[:q] for m, q in zip(members, quota)]))
 
 
+def _random_indices(n, k, rng):
+    """``k`` distinct rows of ``n``, uniformly, sorted (needs only ``n``: also used on
+    dask arrays by :func:`sklearn_latent.dask.select_anchors`)."""
+    return np.sort(rng.choice(n, k, replace=False)).astype(np.int64)
+
+
 def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, device=None):
     """Pick anchor rows of ``X``.
 
@@ -233,7 +239,7 @@ def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, 
     k = _check_n_anchors(n_anchors, n)
     rng = check_random_state(random_state)
     if method == "random":
-        return np.sort(rng.choice(n, k, replace=False)).astype(np.int64)
+        return _random_indices(n, k, rng)
     if method == "stratified":
         if y is None:
             raise ValueError("method='stratified' needs the class labels y.")
