@@ -802,9 +802,13 @@ def _condensed_cross_index(nb, kb, device):
         i = torch.arange(nb, device=device, dtype=torch.int64)
         start = i * N - i * (i + 1) // 2 + (nb - i - 1)
         idx = start[:, None] + torch.arange(kb, device=device, dtype=torch.int64)[None, :]
-        if len(_condensed_index_cache) > 16:
-            _condensed_index_cache.clear()
-        _condensed_index_cache[key] = idx
+        # Only plain tensors are cached: under torch.export / torch.compile the index
+        # is a FakeTensor (or another tensor subclass) that must not leak into
+        # later eager calls (it would index with garbage).
+        if type(idx) is torch.Tensor:
+            if len(_condensed_index_cache) > 16:
+                _condensed_index_cache.clear()
+            _condensed_index_cache[key] = idx
     return idx
 
 
