@@ -649,7 +649,7 @@ def to_module(estimator):
 # CaSpeR
 # --------------------------------------------------------------------------
 def _knn_laplacian_eigvals(Z, k):
-    """Ascending eigenvalues of the normalized Laplacian of the Gaussian-weighted k-NN graph of Z."""
+    """Ascending eigenvalues of the normalized Laplacian of the weighted k-NN graph of Z."""
     n = Z.shape[0]
     gram = F.pairwise(Z, Z, "dot")  # the library's GEMM kernel (differentiable)
     sq = gram.diagonal()
