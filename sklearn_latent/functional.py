@@ -160,12 +160,16 @@ def _gemm_blocked(X, prepared, metric, center):
     return out
 
 
-def _pairwise_prepared(X, prepared, metric, center, p):
+def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
+    """``blocked=False`` always takes the single-expression (differentiable) path,
+    whose graph does not depend on the number of rows: what ``torch.jit.trace``
+    and ``torch.export`` must record (the blocked kernels' Python loops would be
+    frozen at the example's size)."""
     parts = prepared if isinstance(prepared, tuple) else (prepared,)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (X, center, *parts)
     )
-    if metric in _GEMM_METRICS and not needs_grad:
+    if metric in _GEMM_METRICS and not needs_grad and blocked:
         out = _gemm_blocked(X, prepared, metric, center)
         return torch.arccos(out.clamp_(-1.0, 1.0), out=out) if metric == "angular" else out
     # Differentiable path (also the reference the blocked kernel is tested against).
@@ -184,9 +188,9 @@ def _pairwise_prepared(X, prepared, metric, center, p):
         out = torch.addmm(a_sq.unsqueeze(0), X, A.T, alpha=-2.0)
         return out.add_(x_sq).clamp_min_(0.0).sqrt_()
     if metric == "l1":
-        return _minkowski(X, prepared, 1.0)
+        return _minkowski(X, prepared, 1.0, blocked)
     if metric == "linf":
-        return _minkowski(X, prepared, math.inf)
+        return _minkowski(X, prepared, math.inf, blocked)
     if metric == "lp":
         return torch.cdist(X, prepared, p=float(p))
     raise ValueError(f"metric={metric!r} is not supported; expected one of {METRICS}.")
@@ -840,10 +844,11 @@ def _minkowski_blocked(X, anchors, p):
     return out
 
 
-def _minkowski(X, anchors, p):
+def _minkowski(X, anchors, p, blocked=True):
     """L1 / L-inf distances: the blocked ``pdist`` kernel on CPU, ``cdist`` elsewhere."""
     if (
-        X.device.type == "cpu"
+        blocked
+        and X.device.type == "cpu"
         and min(X.shape[0], anchors.shape[0]) >= _MINKOWSKI_MIN_BLOCK
         and not (X.requires_grad or anchors.requires_grad)
     ):
