@@ -75,12 +75,17 @@ def _relative(x, anchors, metric, center, p):
 
     The same kernels as the estimators' ``transform`` (the blocked GEMM kernel
     under ``torch.no_grad`` or when nothing needs a gradient, the
-    differentiable path otherwise), without their rescaling of data whose
-    squares would overflow the dtype (|x| beyond about 2**50).
+    differentiable path otherwise or while tracing / exporting), without their
+    rescaling of data whose squares would overflow the dtype (|x| beyond about
+    2**50).
     """
     center = F._effective_center(anchors, metric, center)
     prepared = F._prepare(anchors, metric, center)
-    return F._pairwise_prepared(x, prepared, metric, center, p)
+    # Under torch.jit.trace / torch.export / torch.compile: the single-expression
+    # path, whose graph holds for any number of rows (the blocked kernels loop in
+    # Python over row blocks, which a trace would freeze at the example's size).
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return F._pairwise_prepared(x, prepared, metric, center, p, blocked=not tracing)
 
 
 # --------------------------------------------------------------------------
@@ -606,7 +611,10 @@ def to_module(estimator):
     Inputs of ordinary magnitude (|x| below about 2**50) give exactly the
     ``transform`` result; the estimators also rescale data beyond that range,
     which the module does not.  The module checks the input's width and
-    dtype but not its finiteness.
+    dtype but not its finiteness.  Under :func:`torch.jit.trace`,
+    :func:`torch.export.export` and ``torch.compile`` it records the
+    single-expression kernels (valid for any batch size; equal to
+    ``transform`` up to rounding); :func:`torch.jit.script` is not supported.
 
     Examples
     --------
