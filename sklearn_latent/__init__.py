@@ -12,6 +12,8 @@ from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
+from . import nn  # noqa: E402  (submodule sklearn_latent.nn; its names stay out of __all__)
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [

@@ -160,12 +160,16 @@ def _gemm_blocked(X, prepared, metric, center):
     return out
 
 
-def _pairwise_prepared(X, prepared, metric, center, p):
+def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
+    """``blocked=False`` always takes the single-expression (differentiable) path,
+    whose graph does not depend on the number of rows: what ``torch.jit.trace``
+    and ``torch.export`` must record (the blocked kernels' Python loops would be
+    frozen at the example's size)."""
     parts = prepared if isinstance(prepared, tuple) else (prepared,)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (X, center, *parts)
     )
-    if metric in _GEMM_METRICS and not needs_grad:
+    if metric in _GEMM_METRICS and not needs_grad and blocked:
         out = _gemm_blocked(X, prepared, metric, center)
         return torch.arccos(out.clamp_(-1.0, 1.0), out=out) if metric == "angular" else out
     # Differentiable path (also the reference the blocked kernel is tested against).
@@ -184,9 +188,9 @@ def _pairwise_prepared(X, prepared, metric, center, p):
         out = torch.addmm(a_sq.unsqueeze(0), X, A.T, alpha=-2.0)
         return out.add_(x_sq).clamp_min_(0.0).sqrt_()
     if metric == "l1":
-        return _minkowski(X, prepared, 1.0)
+        return _minkowski(X, prepared, 1.0, blocked)
     if metric == "linf":
-        return _minkowski(X, prepared, math.inf)
+        return _minkowski(X, prepared, math.inf, blocked)
     if metric == "lp":
         return torch.cdist(X, prepared, p=float(p))
     raise ValueError(f"metric={metric!r} is not supported; expected one of {METRICS}.")
@@ -802,9 +806,13 @@ def _condensed_cross_index(nb, kb, device):
         i = torch.arange(nb, device=device, dtype=torch.int64)
         start = i * N - i * (i + 1) // 2 + (nb - i - 1)
         idx = start[:, None] + torch.arange(kb, device=device, dtype=torch.int64)[None, :]
-        if len(_condensed_index_cache) > 16:
-            _condensed_index_cache.clear()
-        _condensed_index_cache[key] = idx
+        # Only plain tensors are cached: under torch.export / torch.compile the index
+        # is a FakeTensor (or another tensor subclass) that must not leak into
+        # later eager calls (it would index with garbage).
+        if type(idx) is torch.Tensor:
+            if len(_condensed_index_cache) > 16:
+                _condensed_index_cache.clear()
+            _condensed_index_cache[key] = idx
     return idx
 
 
@@ -836,10 +844,11 @@ def _minkowski_blocked(X, anchors, p):
     return out
 
 
-def _minkowski(X, anchors, p):
+def _minkowski(X, anchors, p, blocked=True):
     """L1 / L-inf distances: the blocked ``pdist`` kernel on CPU, ``cdist`` elsewhere."""
     if (
-        X.device.type == "cpu"
+        blocked
+        and X.device.type == "cpu"
         and min(X.shape[0], anchors.shape[0]) >= _MINKOWSKI_MIN_BLOCK
         and not (X.requires_grad or anchors.requires_grad)
     ):
