@@ -11,7 +11,9 @@ import sys
 import warnings
 
 # the checkout being documented, not another installed copy
-sys.path.insert(0, os.path.abspath(".."))
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+if os.path.isdir(os.path.join(_ROOT, "sklearn_latent")):
+    sys.path.insert(0, _ROOT)
 
 import sklearn_latent  # noqa: E402
 
@@ -40,7 +42,10 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints", "sg_execution_times.rst"]
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------
 autosummary_generate = True
-autosummary_imported_members = True
+# module pages (templates/autosummary/module.rst) list __all__, else what the
+# module defines itself (never what it imports)
+autosummary_imported_members = False
+autosummary_ignore_module_all = False
 autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_typehints = "none"
 # method tables come from the class template (docs/_templates/autosummary)
