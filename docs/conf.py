@@ -14,6 +14,8 @@ import warnings
 _ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 if os.path.isdir(os.path.join(_ROOT, "sklearn_latent")):
     sys.path.insert(0, _ROOT)
+# docs/_ext: the gallery scraper of pyplot-less figures
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
 import sklearn_latent  # noqa: E402
 
@@ -88,7 +90,9 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib",),
     "matplotlib_animations": False,
     "show_memory": False,
-    "image_scrapers": ("matplotlib",),
+    # plot helpers of the library return figures that pyplot does not manage
+    # (first: it must see the pyplot figures before the matplotlib scraper closes them)
+    "image_scrapers": ("gallery_scrapers.unmanaged_figures", "matplotlib"),
     "plot_gallery": "True",
 }
 

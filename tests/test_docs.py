@@ -135,3 +135,32 @@ def test_docs_build_without_warnings(tmp_path):
     for name in sklearn_latent.__all__:
         if not name.startswith("__"):
             assert f"generated/sklearn_latent.{name}.html" in api, name
+
+
+def test_gallery_scraper_saves_pyplot_less_figures_once(tmp_path):
+    pytest.importorskip("sphinx_gallery")
+    import importlib.util
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    spec = importlib.util.spec_from_file_location(
+        "gallery_scrapers", DOCS / "_ext" / "gallery_scrapers.py")
+    scrapers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scrapers)
+
+    bare = Figure()
+    bare.add_subplot().plot([0, 1])
+    managed, _ = plt.subplots()
+    paths = [tmp_path / f"img_{i}.png" for i in range(4)]
+    block_vars = {"example_globals": {"bare": bare, "managed": managed, "n": 3},
+                  "image_path_iterator": iter(paths)}
+    rst = scrapers.unmanaged_figures(None, block_vars, {"src_dir": str(tmp_path)})
+    assert paths[0].is_file() and not paths[1].exists()
+    assert "img_0.png" in rst
+    plt.close("all")  # what the matplotlib scraper does next
+    # neither the saved figure nor the closed pyplot one is saved again
+    assert scrapers.unmanaged_figures(None, block_vars, {"src_dir": str(tmp_path)}) == ""
+    assert not paths[1].exists()
