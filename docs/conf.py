@@ -39,8 +39,11 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "sg_execution_times.rst"]
 
 # -- offline build -----------------------------------------------------------
-# No intersphinx (it downloads inventories).  MathJax is loaded by the reader's
-# browser from its CDN when a page has math; the build itself never fetches it.
+# No intersphinx (it downloads inventories), no remote images or fonts, no
+# sphinx-gallery timing pages (they load scripts from CDNs).  The one remote
+# asset left: MathJax, which the reader's browser loads from its CDN for the
+# pages with formulas (offline they show the TeX source); the build itself
+# never fetches it.
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------
 autosummary_generate = True
@@ -90,6 +93,9 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib",),
     "matplotlib_animations": False,
     "show_memory": False,
+    # the timing pages load jQuery/DataTables from CDNs: leave them out (the
+    # per-example times are in the build log)
+    "write_computation_times": False,
     # plot helpers of the library return figures that pyplot does not manage
     # (first: it must see the pyplot figures before the matplotlib scraper closes them)
     "image_scrapers": ("gallery_scrapers.unmanaged_figures", "matplotlib"),
