@@ -10,6 +10,7 @@ from .inverse import InverseRelativeProjector, RelativeTranslator
 from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
+from .stitching import plot_stitching_matrix, stitch, stitching_matrix
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
 from . import nn  # noqa: E402  (submodule sklearn_latent.nn; its names stay out of __all__)
@@ -25,8 +26,11 @@ __all__ = [
     "TranslationStats",
     "load",
     "merge_translation_stats",
+    "plot_stitching_matrix",
     "save",
     "select_anchors",
+    "stitch",
+    "stitching_matrix",
     "translation_stats",
     "__version__",
 ]

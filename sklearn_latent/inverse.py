@@ -106,13 +106,13 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
     Attributes
     ----------
-    anchors_ : ndarray of shape (n_anchors, n_features_in_)
+    anchors_ : ndarray of shape (n_anchors, n_features_in)
         Anchor vectors in ``Y``.
     anchor_indices_ : ndarray of shape (n_anchors,) or None
         Rows of ``Y`` used as anchors; ``None`` for explicit vectors.
-    anchor_mean_ : ndarray of shape (n_features_in_,) or None
+    anchor_mean_ : ndarray of shape (n_features_in,) or None
         Mean of the anchors (``center=True``), added back to the output.
-    normalized_anchors_ : ndarray of shape (n_anchors, n_features_in_)
+    normalized_anchors_ : ndarray of shape (n_anchors, n_features_in)
         ``norm(anchors_ - anchor_mean_)``: the matrix inverted.
     mean_anchor_norm_ : float
         Mean norm of the centered anchors: the output norm of ``"mean_norm"``.
@@ -120,11 +120,11 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         Indices (into the anchors, i.e. columns of ``R``) of each subspace's
         kept anchors, in selection order; one entry covering all anchors
         without pruning.
-    condition_numbers_ : ndarray of shape (len(anchor_subsets_),)
+    condition_numbers_ : ndarray of shape (n_subsets,)
         Effective 2-norm condition number of each subset's normalized anchor
         matrix: largest over smallest singular value the pseudo-inverse keeps
         (see :func:`~sklearn_latent.functional.anchor_condition_number`).
-    inverse_ : ndarray of shape (sum of subset sizes, n_features_in_)
+    inverse_ : ndarray of shape (sum of subset sizes, n_features_in)
         The right inverses of the subsets' normalized anchors, stacked.
     n_features_in_ : int
         Width of ``Y``: the output width.
@@ -288,7 +288,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
         Returns
         -------
-        Y : ndarray or Tensor of shape (n_samples, n_features_in_)
+        Y : ndarray or Tensor of shape (n_samples, n_features_in)
             Same kind as X (a tensor stays on its device), float32 kept.
         """
         R = self._check_relative_input(X)
@@ -504,11 +504,11 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
-        Y_hat : ndarray or Tensor of shape (n_samples, n_targets_)
+        Y_hat : ndarray or Tensor of shape (n_samples, n_targets)
         """
         check_is_fitted(self)
         X = check_input(self, X, reset=False)
@@ -519,11 +519,11 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
-        Y_hat : ndarray or Tensor of shape (n_samples, n_targets_) or (n_samples,)
+        Y_hat : ndarray or Tensor of shape (n_samples, n_targets) or (n_samples,)
         """
         Y = self.transform(X)
         return Y[:, 0] if self._y_1d else Y
@@ -533,8 +533,8 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
-        y : array-like or Tensor of shape (n_samples, n_targets_) or (n_samples,)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
+        y : array-like or Tensor of shape (n_samples, n_targets) or (n_samples,)
         sample_weight : array-like of shape (n_samples,), optional
 
         Returns

@@ -97,11 +97,11 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
 
     Attributes
     ----------
-    anchors_ : ndarray of shape (n_anchors, n_features_in_)
+    anchors_ : ndarray of shape (n_anchors, n_features_in)
         Anchor vectors shared by all components.
     anchor_indices_ : ndarray of shape (n_anchors,) or None
         Rows of the training X used as anchors; ``None`` for explicit vectors.
-    anchor_mean_ : ndarray of shape (n_features_in_,) or None
+    anchor_mean_ : ndarray of shape (n_features_in,) or None
         Mean of the anchors, subtracted when ``center=True``.
     metrics_ : tuple of str
         The validated metrics, in output order.
@@ -226,7 +226,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------

@@ -121,11 +121,11 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
 
     Attributes
     ----------
-    anchors_ : ndarray of shape (n_anchors, n_features_in_)
+    anchors_ : ndarray of shape (n_anchors, n_features_in)
         Anchor vectors (CPU numpy, training dtype).
     anchor_indices_ : ndarray of shape (n_anchors,) or None
         Rows of the training X used as anchors; ``None`` for explicit vectors.
-    anchor_mean_ : ndarray of shape (n_features_in_,) or None
+    anchor_mean_ : ndarray of shape (n_features_in,) or None
         Mean of the anchors, subtracted when ``center=True``.
     mean_anchor_norm_ : float
         Mean norm of the (centered) anchors: the scale ``inverse_transform`` restores.
@@ -283,7 +283,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
@@ -310,7 +310,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
 
         Returns
         -------
-        X : ndarray or Tensor of shape (n_samples, n_features_in_)
+        X : ndarray or Tensor of shape (n_samples, n_features_in)
         """
         check_is_fitted(self)
         if self.metric != "cosine" or self.top_k is not None or self.normalize == "layer":

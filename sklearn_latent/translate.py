@@ -324,26 +324,26 @@ class ProcrustesTranslator(
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features_in_, n_features_out_)
+    coef_ : ndarray of shape (n_features_in, n_features_out)
         The folded map in raw coordinates: ``transform(X) = X @ coef_ + intercept_``
         (float64).
-    intercept_ : ndarray of shape (n_features_out_,)
-    inverse_coef_ : ndarray of shape (n_features_out_, n_features_in_)
-    inverse_intercept_ : ndarray of shape (n_features_in_,)
+    intercept_ : ndarray of shape (n_features_out,)
+    inverse_coef_ : ndarray of shape (n_features_out, n_features_in)
+    inverse_intercept_ : ndarray of shape (n_features_in,)
         ``inverse_transform(Y) = Y @ inverse_coef_ + inverse_intercept_``: the
         exact inverse (transpose, divided by the scale) for ``"orthogonal"`` and
         ``"scaled"``, the pseudo-inverse for ``"linear"`` and ``"affine"``.
-    map_ : ndarray of shape (n_features_in_, n_features_out_)
+    map_ : ndarray of shape (n_features_in, n_features_out)
         The map between scaled coordinates: the (semi-)orthogonal ``R`` for
         ``"orthogonal"`` and ``"scaled"`` (without the scale), ``W`` for
         ``"linear"`` and ``"affine"``.
     scale_ : float
         The isotropic scale ``s`` of ``"scaled"``; 1.0 otherwise.
-    bias_ : ndarray of shape (n_features_out_,)
+    bias_ : ndarray of shape (n_features_out,)
         The bias in scaled coordinates (non-zero only for ``"affine"`` with
         ``scaling=None``).
-    x_mean_, x_scale_ : ndarray of shape (n_features_in_,)
-    y_mean_, y_scale_ : ndarray of shape (n_features_out_,)
+    x_mean_, x_scale_ : ndarray of shape (n_features_in,)
+    y_mean_, y_scale_ : ndarray of shape (n_features_out,)
         Shift and scale of each space's scaled coordinates (zeros/ones where
         ``scaling`` does not apply).
     rank_ : int
@@ -673,11 +673,11 @@ class ProcrustesTranslator(
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
-        Y : ndarray or Tensor of shape (n_samples, n_features_out_)
+        Y : ndarray or Tensor of shape (n_samples, n_features_out)
             Same kind as X (a tensor stays on its device), float32 kept.
         """
         check_is_fitted(self)
@@ -689,11 +689,11 @@ class ProcrustesTranslator(
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
-        Y : ndarray or Tensor of shape (n_samples, n_features_out_)
+        Y : ndarray or Tensor of shape (n_samples, n_features_out)
         """
         return self.transform(X)
 
@@ -706,12 +706,12 @@ class ProcrustesTranslator(
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_out_)
+        X : array-like or Tensor of shape (n_samples, n_features_out)
             Target-space embeddings.
 
         Returns
         -------
-        X_source : ndarray or Tensor of shape (n_samples, n_features_in_)
+        X_source : ndarray or Tensor of shape (n_samples, n_features_in)
         """
         check_is_fitted(self)
         Y = check_input(None, X, reset=False, input_name="X")
@@ -727,8 +727,8 @@ class ProcrustesTranslator(
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
-        y : array-like or Tensor of shape (n_samples, n_features_out_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
+        y : array-like or Tensor of shape (n_samples, n_features_out)
         sample_weight : array-like of shape (n_samples,), optional
 
         Returns
