@@ -325,8 +325,9 @@ def _cmd_demo(args, out):
     methods = _check_methods(args.method) if args.method else list(METHODS)
     if args.quick:
         encoders = {"mlp32-s0": ((32,), 0), "mlp32-s1": ((32,), 1), "mlp16-s2": ((16,), 2)}
-        max_iter = 60
-        methods = [m for m in methods if m != "product"] if not args.method else methods
+        max_iter = 40
+        if not args.method:
+            methods = ["absolute", "relative", "orthogonal", "inverse"]
     else:
         encoders, max_iter = DIGITS_ENCODERS, 200
     start = time.perf_counter()
@@ -444,10 +445,11 @@ def _cmd_translate(args, out):
                 "must be the same sample."
             )
         idx = None if args.anchors is None else _indices(args.anchors, "--anchors", X.shape[0])
+        anchors = "random" if idx is None else idx  # "random" with n_anchors=None: every row
         if args.method == "inverse":
-            translator = RelativeTranslator(n_anchors=None, anchors="random" if idx is None else idx)
+            translator = RelativeTranslator(n_anchors=None, anchors=anchors)
         else:
-            translator = ProcrustesTranslator(args.method, anchors="random" if idx is None else idx)
+            translator = ProcrustesTranslator(args.method, n_anchors=None, anchors=anchors)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # under-determination: reported below
             translator.fit(X, Y)
