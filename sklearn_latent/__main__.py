@@ -408,7 +408,7 @@ def _cmd_evaluate(args, out):
 
 def _cmd_translate(args, out):
     from .inverse import RelativeTranslator
-    from .persist import load, save
+    from .persist import PersistenceError, load, save
     from .translate import ProcrustesTranslator
 
     fitting = args.source is not None or args.target is not None
@@ -428,7 +428,10 @@ def _cmd_translate(args, out):
     if args.model is not None:
         if not os.path.exists(args.model):
             raise DataError(f"--model: file {args.model!r} does not exist.")
-        translator = load(args.model)
+        try:
+            translator = load(args.model)
+        except PersistenceError as exc:
+            raise DataError(f"--model: {exc}") from exc
         if not hasattr(translator, "transform") or type(translator).__name__ not in (
             "ProcrustesTranslator", "RelativeTranslator"
         ):
