@@ -52,7 +52,10 @@ __all__ = [
 #: Method names of :func:`stitching_matrix`, in display order.
 METHODS = (
     "absolute", "relative", "product", "orthogonal", "scaled", "linear", "affine", "inverse",
+    "inverse-pruned",
 )
+#: Anchor pruning of "inverse-pruned" (delta and omega of Maiorca et al., 2024).
+_PRUNING = dict(prune_threshold=0.7, n_subspaces=8)
 #: Similarity of two spaces (test rows of source and target), by column name.
 SIMILARITIES = {
     "linear_cka": linear_cka,
@@ -329,7 +332,7 @@ def _method_kind(est):
     return "translator" if required else "projector"
 
 
-def _builtin(name, anchors, device):
+def _builtin(name, anchors, device, seed):
     """(kind, unfitted estimator) of a method name; the estimator uses ``anchors``."""
     if name == "absolute":
         return "absolute", None
@@ -339,6 +342,10 @@ def _builtin(name, anchors, device):
         return "projector", ProductInvarianceProjector(anchors=anchors, device=device)
     if name == "inverse":
         return "translator", RelativeTranslator(anchors=anchors, device=device)
+    if name == "inverse-pruned":
+        return "translator", RelativeTranslator(
+            anchors=anchors, device=device, random_state=seed, **_PRUNING
+        )
     return "translator", ProcrustesTranslator(name, anchors=anchors, device=device)
 
 
@@ -393,6 +400,9 @@ def stitching_matrix(
     ``"inverse"``           :class:`~sklearn_latent.RelativeTranslator`: relative
                             projection of the source, inverse relative projection into
                             the target (only the target's anchors are used)
+    ``"inverse-pruned"``    the same with the anchor pruning of Maiorca et al. (2024):
+                            ``prune_threshold=0.7``, ``n_subspaces=8``; robust when the
+                            target's normalized anchors are badly conditioned
     ======================  ===========================================================
 
     The diagonal (source == target) runs the same method within one space:
@@ -534,6 +544,7 @@ def stitching_matrix(
         )
         anchor_rows = train[anchor_pos]
 
+    seed = int(rng.randint(2**31 - 1))  # of the estimators' own randomness (subspaces)
     base = LogisticRegression(max_iter=1000) if classifier is None else classifier
     if not hasattr(base, "fit") or not hasattr(base, "score"):
         raise TypeError(f"classifier must be an estimator with fit and score, got {base!r}.")
@@ -559,7 +570,7 @@ def stitching_matrix(
     try:
         for label, method in methods.items():
             if isinstance(method, str):
-                kind, est = _builtin(method, anchor_pos, device)
+                kind, est = _builtin(method, anchor_pos, device, seed)
                 has_anchors = True
             else:
                 kind = _method_kind(method)
