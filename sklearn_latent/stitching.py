@@ -479,7 +479,7 @@ def stitching_matrix(
         ``target_accuracy`` (the head's score on the target's own test rows,
         the ceiling), then the ``retrieval`` columns (``NaN`` where
         ``accuracy`` is) and the ``similarity`` columns.  ``results.attrs``
-        holds ``train``, ``test`` and ``anchors`` (row indices of the samples),
+        holds ``train``, ``test`` and ``anchors`` (lists of row indices of the samples),
         ``spaces`` and ``methods`` (names in order) and ``warnings`` (messages
         emitted by the fits, summarized in one ``UserWarning``).
 
@@ -599,9 +599,10 @@ def stitching_matrix(
     columns = ["method", "source", "target", "accuracy", "target_accuracy"]
     columns += list(RETRIEVAL_METRICS) if retrieval else []
     results = pd.DataFrame(rows, columns=columns + list(similarity))
+    # plain lists: pandas compares attrs with == when concatenating frames
     results.attrs.update(
-        train=train, test=test, anchors=anchor_rows, spaces=names, methods=list(methods),
-        warnings=caught,
+        train=train.tolist(), test=test.tolist(), anchors=anchor_rows.tolist(), spaces=names,
+        methods=list(methods), warnings=caught,
     )
     if caught:
         warnings.warn(

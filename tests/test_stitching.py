@@ -6,6 +6,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
@@ -228,6 +229,8 @@ def test_matrix_is_deterministic_and_options_are_honoured(spaces):
     a = stitching_matrix(sp, labels, random_state=3, **kwargs)
     b = stitching_matrix(sp, labels, random_state=3, **kwargs)
     assert a.equals(b)
+    # frames of several runs concatenate (attrs are plain lists, comparable with ==)
+    assert len(pd.concat([a, b])) == 2 * len(a)
     np.testing.assert_array_equal(a.attrs["anchors"], b.attrs["anchors"])
     assert list(a.columns) == ["method", "source", "target", "accuracy", "target_accuracy"]
     c = stitching_matrix(sp, labels, random_state=4, **kwargs)
