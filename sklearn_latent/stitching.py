@@ -315,8 +315,11 @@ def _resolve_methods(methods):
         if isinstance(m, str) and m not in METHODS:
             raise ValueError(f"method {m!r} is not supported; expected one of {METHODS}, an "
                              "estimator, or a (name, estimator) pair.")
-        if not isinstance(m, str) and not hasattr(m, "fit"):
-            raise TypeError(f"method {label!r} must be a method name or an estimator, got {m!r}.")
+        if not isinstance(m, str) and not (hasattr(m, "fit") and hasattr(m, "transform")):
+            raise TypeError(
+                f"method {label!r} must be a method name or an estimator with fit and "
+                f"transform (a translator or a projector), got {m!r}."
+            )
         if label in out:
             raise ValueError(f"method name {label!r} appears twice.")
         out[label] = m
@@ -637,7 +640,10 @@ def _pair_similarity(similarity, source, target, X_test, cache):
     for name in similarity:
         key = (name, *sorted((source, target)))
         if key not in cache:
-            cache[key] = SIMILARITIES[name](X_test[source], X_test[target])
+            X, Y = X_test[source], X_test[target]
+            # k = 10 neighbours, fewer on tiny test sets (k <= n - 1)
+            kw = {"k": min(10, X.shape[0] - 1)} if name in ("mutual_knn", "knn_jaccard") else {}
+            cache[key] = SIMILARITIES[name](X, Y, **kw)
         out[name] = cache[key]
     return out
 

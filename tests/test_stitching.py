@@ -272,6 +272,14 @@ def test_explicit_anchors_without_split_stay_training_rows(spaces):
     assert len(res.attrs["test"]) == 75
 
 
+def test_tiny_test_sets_use_fewer_neighbours():
+    sp, labels = labelled_spaces(24)
+    res = stitching_matrix(sp, labels, methods="orthogonal", n_anchors=10, random_state=0,
+                           similarity=("mutual_knn", "knn_jaccard"))
+    assert len(res.attrs["test"]) == 7  # k = 6 neighbours instead of 10
+    assert cell(res, "orthogonal", "x", "z", "mutual_knn") == pytest.approx(1.0)
+
+
 def test_anchor_strategies(spaces):
     (sp, labels) = spaces
     for strategy in ("fps", "kmeans", "stratified"):
@@ -359,6 +367,8 @@ def bad_cases():
         ("no methods", dict(methods=[]), ValueError, "methods is empty"),
         ("twice", dict(methods=["relative", "relative"]), ValueError, "appears twice"),
         ("method type", dict(methods=[3]), TypeError, "methods entries"),
+        ("no transform", dict(methods={"lr": LogisticRegression()}), TypeError,
+         "estimator with fit and transform"),
         ("similarity", dict(similarity=("cka",)), ValueError, "similarity entry 'cka'"),
         ("retrieval", dict(retrieval="yes"), TypeError, "retrieval must be a bool"),
         ("strategy", dict(anchors="best"), ValueError, "anchors='best'"),
