@@ -27,7 +27,7 @@ import numpy as np
 
 PROG = "sklearn-latent"
 FORMATS = (".npy", ".npz", ".pt", ".pth")
-TRANSLATE_METHODS = ("orthogonal", "scaled", "linear", "affine", "inverse")
+TRANSLATE_METHODS = ("orthogonal", "scaled", "linear", "affine", "inverse", "inverse-pruned")
 DEFAULT_METHODS = ("absolute", "relative", "orthogonal")
 
 
@@ -287,8 +287,9 @@ def _write_outputs(results, folder, plot, out):
 def _evaluation_options(p):
     p.add_argument("--method", action="append", metavar="METHOD",
                    help="a stitching method (repeat the option for several): absolute, "
-                        "relative, product, orthogonal, scaled, linear, affine, inverse, or "
-                        "'all'; default: absolute, relative and orthogonal")
+                        "relative, product, orthogonal, scaled, linear, affine, inverse, "
+                        "inverse-pruned, or 'all'; default: absolute, relative and orthogonal "
+                        "(the demo: all)")
     p.add_argument("--n-anchors", type=_anchor_count, default=300, metavar="N",
                    help="number of anchors (or a fraction in (0, 1] of the training rows) "
                         "when they are not given by --anchors; default: 300")
@@ -325,8 +326,9 @@ def _cmd_demo(args, out):
     methods = _check_methods(args.method) if args.method else list(METHODS)
     if args.quick:
         encoders = {"mlp32-s0": ((32,), 0), "mlp32-s1": ((32,), 1), "mlp16-s2": ((16,), 2)}
-        max_iter = 60
-        methods = [m for m in methods if m != "product"] if not args.method else methods
+        max_iter = 40
+        if not args.method:
+            methods = ["absolute", "relative", "orthogonal", "inverse-pruned"]
     else:
         encoders, max_iter = DIGITS_ENCODERS, 200
     start = time.perf_counter()
@@ -407,7 +409,8 @@ def _cmd_evaluate(args, out):
 
 def _cmd_translate(args, out):
     from .inverse import RelativeTranslator
-    from .persist import load, save
+    from .persist import PersistenceError, load, save
+    from .stitching import _PRUNING
     from .translate import ProcrustesTranslator
 
     fitting = args.source is not None or args.target is not None
@@ -427,7 +430,10 @@ def _cmd_translate(args, out):
     if args.model is not None:
         if not os.path.exists(args.model):
             raise DataError(f"--model: file {args.model!r} does not exist.")
-        translator = load(args.model)
+        try:
+            translator = load(args.model)
+        except PersistenceError as exc:
+            raise DataError(f"--model: {exc}") from exc
         if not hasattr(translator, "transform") or type(translator).__name__ not in (
             "ProcrustesTranslator", "RelativeTranslator"
         ):
@@ -444,10 +450,13 @@ def _cmd_translate(args, out):
                 "must be the same sample."
             )
         idx = None if args.anchors is None else _indices(args.anchors, "--anchors", X.shape[0])
-        if args.method == "inverse":
-            translator = RelativeTranslator(n_anchors=None, anchors="random" if idx is None else idx)
+        anchors = "random" if idx is None else idx  # "random" with n_anchors=None: every row
+        if args.method.startswith("inverse"):
+            pruning = _PRUNING if args.method == "inverse-pruned" else {}
+            translator = RelativeTranslator(n_anchors=None, anchors=anchors, random_state=0,
+                                            **pruning)
         else:
-            translator = ProcrustesTranslator(args.method, anchors="random" if idx is None else idx)
+            translator = ProcrustesTranslator(args.method, n_anchors=None, anchors=anchors)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # under-determination: reported below
             translator.fit(X, Y)
@@ -455,7 +464,7 @@ def _cmd_translate(args, out):
         rows = slice(None) if idx is None else idx
         r2 = translator.score(X[rows], Y[rows])
         note = ""
-        if args.method != "inverse" and translator.rank_ < min(X.shape[1], Y.shape[1]):
+        if not args.method.startswith("inverse") and translator.rank_ < min(X.shape[1], Y.shape[1]):
             note = (f"; warning: the map is determined on only {translator.rank_} dimensions "
                     "(more anchors, or dead/constant features)")
         print(f"fitted {args.method} translator on {k} anchor pairs: {X.shape[1]} -> "
@@ -572,8 +581,9 @@ def build_parser():
                     help="row indices of the parallel anchors; default: every row")
     tr.add_argument("--method", choices=TRANSLATE_METHODS, default="orthogonal",
                     help="orthogonal, scaled, linear or affine (ProcrustesTranslator), or "
-                         "inverse (relative projection and its inverse, RelativeTranslator); "
-                         "default: orthogonal")
+                         "inverse / inverse-pruned (relative projection and its inverse, "
+                         "RelativeTranslator, the latter with anchor pruning); default: "
+                         "orthogonal")
     tr.add_argument("--model", metavar="FILE", help="load a saved translator instead of fitting")
     tr.add_argument("--save-model", metavar="FILE", help="save the fitted translator")
     tr.add_argument("--apply", metavar="FILE", help="source embeddings to translate")

@@ -31,17 +31,44 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._backend import check_input, to_numpy
 from .anchors import STRATEGIES, select_anchors
 from .inverse import RelativeTranslator
+from .metrics import (
+    knn_jaccard,
+    linear_cka,
+    mean_reciprocal_rank,
+    mutual_knn_alignment,
+    paired_cosine_similarity,
+    rbf_cka,
+    top_k_accuracy,
+)
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator
 
-__all__ = ["METHODS", "plot_stitching_matrix", "stitch", "stitching_matrix"]
+__all__ = [
+    "METHODS", "RETRIEVAL_METRICS", "SIMILARITIES", "plot_stitching_matrix", "stitch",
+    "stitching_matrix",
+]
 
 #: Method names of :func:`stitching_matrix`, in display order.
 METHODS = (
     "absolute", "relative", "product", "orthogonal", "scaled", "linear", "affine", "inverse",
+    "inverse-pruned",
 )
-_PROCRUSTES = ("orthogonal", "scaled", "linear", "affine")
+#: Anchor pruning of "inverse-pruned" (delta and omega of Maiorca et al., 2024).
+_PRUNING = dict(prune_threshold=0.7, n_subspaces=8)
+#: Similarity of two spaces (test rows of source and target), by column name.
+SIMILARITIES = {
+    "linear_cka": linear_cka,
+    "rbf_cka": rbf_cka,
+    "mutual_knn": mutual_knn_alignment,
+    "knn_jaccard": knn_jaccard,
+}
+#: Retrieval quality of a method's output against the target's, by column name.
+RETRIEVAL_METRICS = {
+    "cosine": paired_cosine_similarity,
+    "top1": top_k_accuracy,
+    "mrr": mean_reciprocal_rank,
+}
 _EXTRA = "pip install sklearn-latent[eval]"
 
 
@@ -138,7 +165,9 @@ def stitch(translator, head):
     >>> [name for name, _ in model.steps]
     ['translator', 'head']
     """
-    passthrough = translator is None or (isinstance(translator, str) and translator == "passthrough")
+    passthrough = translator is None or (
+        isinstance(translator, str) and translator == "passthrough"
+    )
     if isinstance(translator, str) and not passthrough:
         raise ValueError(f"translator={translator!r} must be an estimator, None or 'passthrough'.")
     if not hasattr(head, "predict") and not hasattr(head, "transform"):
@@ -286,8 +315,11 @@ def _resolve_methods(methods):
         if isinstance(m, str) and m not in METHODS:
             raise ValueError(f"method {m!r} is not supported; expected one of {METHODS}, an "
                              "estimator, or a (name, estimator) pair.")
-        if not isinstance(m, str) and not hasattr(m, "fit"):
-            raise TypeError(f"method {label!r} must be a method name or an estimator, got {m!r}.")
+        if not isinstance(m, str) and not (hasattr(m, "fit") and hasattr(m, "transform")):
+            raise TypeError(
+                f"method {label!r} must be a method name or an estimator with fit and "
+                f"transform (a translator or a projector), got {m!r}."
+            )
         if label in out:
             raise ValueError(f"method name {label!r} appears twice.")
         out[label] = m
@@ -303,7 +335,7 @@ def _method_kind(est):
     return "translator" if required else "projector"
 
 
-def _builtin(name, anchors, device):
+def _builtin(name, anchors, device, seed):
     """(kind, unfitted estimator) of a method name; the estimator uses ``anchors``."""
     if name == "absolute":
         return "absolute", None
@@ -313,6 +345,10 @@ def _builtin(name, anchors, device):
         return "projector", ProductInvarianceProjector(anchors=anchors, device=device)
     if name == "inverse":
         return "translator", RelativeTranslator(anchors=anchors, device=device)
+    if name == "inverse-pruned":
+        return "translator", RelativeTranslator(
+            anchors=anchors, device=device, random_state=seed, **_PRUNING
+        )
     return "translator", ProcrustesTranslator(name, anchors=anchors, device=device)
 
 
@@ -337,6 +373,8 @@ def stitching_matrix(
     test_size=0.3,
     anchors="random",
     n_anchors=300,
+    similarity=("linear_cka", "mutual_knn"),
+    retrieval=True,
     device=None,
     random_state=None,
     progress=False,
@@ -365,6 +403,9 @@ def stitching_matrix(
     ``"inverse"``           :class:`~sklearn_latent.RelativeTranslator`: relative
                             projection of the source, inverse relative projection into
                             the target (only the target's anchors are used)
+    ``"inverse-pruned"``    the same with the anchor pruning of Maiorca et al. (2024):
+                            ``prune_threshold=0.7``, ``n_subspaces=8``; robust when the
+                            target's normalized anchors are badly conditioned
     ======================  ===========================================================
 
     The diagonal (source == target) runs the same method within one space:
@@ -408,6 +449,21 @@ def stitching_matrix(
     n_anchors : int or float in (0, 1], default=300
         Number of anchors a strategy picks (a float: fraction of the training
         rows).  Ignored for explicit anchors.
+    similarity : sequence of str, default=("linear_cka", "mutual_knn")
+        Similarity of the two spaces of each pair, measured on their test rows
+        (absolute embeddings, widths free), one column each: ``"linear_cka"``,
+        ``"rbf_cka"``, ``"mutual_knn"`` (mutual k-NN alignment, k = 10,
+        cosine) and ``"knn_jaccard"`` (:mod:`sklearn_latent.metrics`).  The
+        same for every method; ``()`` for none.
+    retrieval : bool, default=True
+        Also measure how close each method brings the source's test rows to
+        the target's, in the head's input space (translated source vs target
+        embeddings; relative representations of both): columns ``cosine``
+        (:func:`~sklearn_latent.metrics.paired_cosine_similarity`), ``top1``
+        (:func:`~sklearn_latent.metrics.top_k_accuracy`: the right target is
+        the nearest of all test targets) and ``mrr``
+        (:func:`~sklearn_latent.metrics.mean_reciprocal_rank`).  Costs
+        ``O(n_test^2 d)`` per cell.
     device : None, "auto", str or torch.device, default=None
         Where the library's estimators compute (the classifier is not moved).
     random_state : int, RandomState instance or None, default=None
@@ -424,10 +480,11 @@ def stitching_matrix(
         ``accuracy`` (zero-shot stitching score; ``NaN`` only for
         ``"absolute"`` between spaces of different widths) and
         ``target_accuracy`` (the head's score on the target's own test rows,
-        the ceiling).  ``results.attrs`` holds ``train``, ``test`` and
-        ``anchors`` (row indices of the samples), ``spaces`` and ``methods``
-        (names in order) and ``warnings`` (messages emitted by the fits,
-        summarized in one ``UserWarning``).
+        the ceiling), then the ``retrieval`` columns (``NaN`` where
+        ``accuracy`` is) and the ``similarity`` columns.  ``results.attrs``
+        holds ``train``, ``test`` and ``anchors`` (lists of row indices of the samples),
+        ``spaces`` and ``methods`` (names in order) and ``warnings`` (messages
+        emitted by the fits, summarized in one ``UserWarning``).
 
     Raises
     ------
@@ -457,6 +514,9 @@ def stitching_matrix(
     pd = _require("pandas", "stitching_matrix")
     spaces, y = _check_spaces(spaces, y)
     methods = _resolve_methods(methods)
+    similarity = _check_similarity(similarity)
+    if not isinstance(retrieval, (bool, np.bool_)):
+        raise TypeError(f"retrieval must be a bool, got {retrieval!r}.")
     names = list(spaces)
     n = y.shape[0]
     rng = check_random_state(random_state)
@@ -487,6 +547,7 @@ def stitching_matrix(
         )
         anchor_rows = train[anchor_pos]
 
+    seed = int(rng.randint(2**31 - 1))  # of the estimators' own randomness (subspaces)
     base = LogisticRegression(max_iter=1000) if classifier is None else classifier
     if not hasattr(base, "fit") or not hasattr(base, "score"):
         raise TypeError(f"classifier must be an estimator with fit and score, got {base!r}.")
@@ -508,10 +569,11 @@ def stitching_matrix(
         return heads[key, target]
 
     rows = []
+    pair_cache = {}
     try:
         for label, method in methods.items():
             if isinstance(method, str):
-                kind, est = _builtin(method, anchor_pos, device)
+                kind, est = _builtin(method, anchor_pos, device, seed)
                 has_anchors = True
             else:
                 kind = _method_kind(method)
@@ -521,27 +583,29 @@ def stitching_matrix(
                 for target in names:
                     with warnings.catch_warnings(record=True) as log:
                         warnings.simplefilter("always")
-                        acc, target_acc = _cell(
+                        row = _cell(
                             kind, est, has_anchors, source, target, X_train, X_test,
-                            y_test, anchor_pos, projectors, fit_head, label,
+                            y_test, anchor_pos, projectors, fit_head, label, retrieval,
                         )
                     caught.extend(
                         f"{label} {source} -> {target}: {w.category.__name__}: {w.message}"
                         for w in log
                     )
-                    rows.append(dict(method=label, source=source, target=target,
-                                     accuracy=acc, target_accuracy=target_acc))
+                    row.update(_pair_similarity(similarity, source, target, X_test, pair_cache))
+                    rows.append(dict(method=label, source=source, target=target, **row))
                     if bar is not None:
                         bar.update(1)
     finally:
         if bar is not None:
             bar.close()
 
-    results = pd.DataFrame(rows, columns=["method", "source", "target", "accuracy",
-                                          "target_accuracy"])
+    columns = ["method", "source", "target", "accuracy", "target_accuracy"]
+    columns += list(RETRIEVAL_METRICS) if retrieval else []
+    results = pd.DataFrame(rows, columns=columns + list(similarity))
+    # plain lists: pandas compares attrs with == when concatenating frames
     results.attrs.update(
-        train=train, test=test, anchors=anchor_rows, spaces=names, methods=list(methods),
-        warnings=caught,
+        train=train.tolist(), test=test.tolist(), anchors=anchor_rows.tolist(), spaces=names,
+        methods=list(methods), warnings=caught,
     )
     if caught:
         warnings.warn(
@@ -553,30 +617,74 @@ def stitching_matrix(
     return results
 
 
+def _check_similarity(similarity):
+    if similarity is None:
+        return ()
+    if isinstance(similarity, str):
+        similarity = (similarity,)
+    similarity = tuple(similarity)
+    for name in similarity:
+        if not isinstance(name, str) or name not in SIMILARITIES:
+            raise ValueError(
+                f"similarity entry {name!r} is not supported; expected names among "
+                f"{tuple(SIMILARITIES)}."
+            )
+    if len(set(similarity)) != len(similarity):
+        raise ValueError(f"similarity={similarity!r} repeats a metric.")
+    return similarity
+
+
+def _pair_similarity(similarity, source, target, X_test, cache):
+    """Similarity columns of a pair (symmetric: computed once per unordered pair)."""
+    out = {}
+    for name in similarity:
+        key = (name, *sorted((source, target)))
+        if key not in cache:
+            X, Y = X_test[source], X_test[target]
+            # k = 10 neighbours, fewer on tiny test sets (k <= n - 1)
+            kw = {"k": min(10, X.shape[0] - 1)} if name in ("mutual_knn", "knn_jaccard") else {}
+            cache[key] = SIMILARITIES[name](X, Y, **kw)
+        out[name] = cache[key]
+    return out
+
+
+def _retrieval(Z_source, Z_target):
+    return {name: float(f(Z_source, Z_target)) for name, f in RETRIEVAL_METRICS.items()}
+
+
 def _cell(kind, est, has_anchors, source, target, X_train, X_test, y_test, anchor_pos,
-          projectors, fit_head, label):
-    """(accuracy, target accuracy) of one (method, source, target)."""
+          projectors, fit_head, label, retrieval):
+    """Accuracy, target accuracy and retrieval columns of one (method, source, target)."""
     Xs, Xt = X_test[source], X_test[target]
-    if kind == "absolute":
-        head, target_acc = fit_head("absolute", target, X_train[target], Xt)
-        if Xs.shape[1] != Xt.shape[1]:
-            return np.nan, target_acc
-        return float(stitch(None, head).score(Xs, y_test)), target_acc
     if kind == "projector":
         for space in (source, target):
             if space not in projectors:
-                projectors[space] = clone(est).fit(X_train[space])
-        proj_t = projectors[target]
-        head, target_acc = fit_head(
-            label, target, proj_t.transform(X_train[target]), proj_t.transform(Xt)
-        )
-        return float(stitch(projectors[source], head).score(Xs, y_test)), target_acc
-    head, target_acc = fit_head("absolute", target, X_train[target], Xt)
-    if has_anchors:
-        translator = clone(est).fit(X_train[source], X_train[target])
+                fitted = clone(est).fit(X_train[space])
+                projectors[space] = fitted, fitted.transform(X_test[space])
+        (proj_s, Z_source), (proj_t, Z_target) = projectors[source], projectors[target]
+        H_train = proj_t.transform(X_train[target])
+        head, target_acc = fit_head(("projector", label), target, H_train, Z_target)
+        translator = proj_s
     else:
-        translator = clone(est).fit(X_train[source][anchor_pos], X_train[target][anchor_pos])
-    return float(stitch(translator, head).score(Xs, y_test)), target_acc
+        head, target_acc = fit_head(("absolute",), target, X_train[target], Xt)
+        Z_target = Xt
+        if kind == "absolute":
+            translator = None
+        elif has_anchors:
+            translator = clone(est).fit(X_train[source], X_train[target])
+        else:
+            translator = clone(est).fit(X_train[source][anchor_pos], X_train[target][anchor_pos])
+    row = dict(accuracy=np.nan, target_accuracy=target_acc)
+    if retrieval:
+        row.update(dict.fromkeys(RETRIEVAL_METRICS, np.nan))
+    if kind == "absolute" and Xs.shape[1] != Xt.shape[1]:
+        return row  # no baseline between spaces of different widths
+    row["accuracy"] = float(stitch(translator, head).score(Xs, y_test))
+    if retrieval:
+        if kind != "projector":
+            Z_source = Xs if translator is None else translator.transform(Xs)
+        row.update(_retrieval(Z_source, Z_target))
+    return row
 
 
 # --------------------------------------------------------------------------
@@ -666,6 +774,7 @@ def plot_stitching_matrix(results, value="accuracy", *, methods=None, cmap="viri
                 ax.text(j, i, "n/a" if not np.isfinite(v) else fmt.format(v),
                         ha="center", va="center", fontsize=8,
                         color="black" if bright else "white" if np.isfinite(v) else "gray")
+        ax.set_facecolor("0.92")  # n/a cells
         ax.set_title(method)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
