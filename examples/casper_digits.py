@@ -1,4 +1,5 @@
 """CaSpeR on digits: does the spectral regularizer partition the latent space by class?
+====================================================================================
 
 A small MLP (``64-64-16``) is trained on sklearn's digits with cross-entropy
 alone and with cross-entropy + ``lam * spectral_partition_loss`` in two settings:

@@ -1,4 +1,5 @@
 """Zero-shot stitching of encoders and heads trained end to end with a relative layer.
+===================================================================================
 
 Two small MLP encoders are trained on sklearn's digits with different seeds
 (initialization and batch order), each with its own head, in three ways:
