@@ -76,7 +76,7 @@ def _relative(x, anchors, metric, center, p):
     The same kernels as the estimators' ``transform`` (the blocked GEMM kernel
     under ``torch.no_grad`` or when nothing needs a gradient, the
     differentiable path otherwise or while tracing / exporting), without their
-    rescaling of data whose squares would overflow the dtype (|x| beyond about
+    rescaling of data whose squares would overflow the dtype (``|x|`` beyond about
     2**50).
     """
     center = F._effective_center(anchors, metric, center)
@@ -158,7 +158,7 @@ class RelativeProjection(nn.Module):
     Without gradients (``torch.no_grad`` or nothing requiring grad) the
     layer runs the estimators' blocked GEMM kernels, so its output equals
     ``RelativeProjector.transform`` for the same anchors (inputs of ordinary
-    magnitude, |x| below about 2**50; the estimators additionally rescale
+    magnitude, ``|x|`` below about 2**50; the estimators additionally rescale
     more extreme data).
 
     References
@@ -608,7 +608,7 @@ def to_module(estimator):
 
     Notes
     -----
-    Inputs of ordinary magnitude (|x| below about 2**50) give exactly the
+    Inputs of ordinary magnitude (``|x|`` below about 2**50) give exactly the
     ``transform`` result; the estimators also rescale data beyond that range,
     which the module does not.  The module checks the input's width and
     dtype but not its finiteness.  Under :func:`torch.jit.trace`,
