@@ -300,6 +300,7 @@ def test_bad_input_raises_clearly():
 # real data: digits through two encoders of two different views
 # --------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The orthogonal map is determined:UserWarning")
 def test_digits_two_views_zero_shot_beats_chance_and_procrustes():
     from _digits_encoders import digits_encoder, digits_split, fit_single_thread
     from sklearn.neural_network import MLPClassifier
