@@ -123,7 +123,8 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
     the Y encoder.  Any Y embedding of a class works, e.g. the mean Y
     embedding of a few labelled examples.  ``fit`` costs ``O(n_classes *
     n_bank * d_y)``; prediction ``O(n * n_bank * d_x)``, the GEMM of the
-    similarities, plus the top-k merges.
+    similarities, plus the top-k merges.  With 1-D labels the prompts'
+    representations are the (n_classes, n_bank) class indicators, stored densely.
 
     References
     ----------

@@ -54,6 +54,11 @@ def _check_seeds(seeds, n_x, n_y):
     return seeds.astype(np.int64)
 
 
+def _rows(Z, idx):
+    """Rows ``idx`` (numpy int array) of a validated array or tensor."""
+    return Z[torch.as_tensor(idx, device=Z.device)] if isinstance(Z, torch.Tensor) else Z[idx]
+
+
 def _relative(Z, idx, center):
     """Column-centered cosine relative representation of Z against its rows ``idx``."""
     A = Z[idx]
@@ -321,12 +326,8 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
             epsilon=self.epsilon, center=self.center, batch_size=self.batch_size,
             device=self.device,
         )
-        take = (lambda Z, i: Z[torch.as_tensor(i, device=Z.device)]) if isinstance(
-            X, torch.Tensor) else (lambda Z, i: Z[i])
-        ix, iy = pairs[:, 0], pairs[:, 1]
-        Yi = Y[torch.as_tensor(iy, device=Y.device)] if isinstance(Y, torch.Tensor) else Y[iy]
         self.translator_ = ProcrustesTranslator(self.method, device=self.device).fit(
-            take(X, ix), Yi
+            _rows(X, pairs[:, 0]), _rows(Y, pairs[:, 1])
         )
         self.matched_pairs_ = pairs
         self.confidence_ = conf

@@ -136,7 +136,8 @@ def test_topk_similarity_chunked_equals_unchunked(device, chunk, dtype):
     torch.testing.assert_close(v, v_ref, rtol=0, atol=2 * ULPS[dtype])
     # top_k larger than a chunk, and larger than the bank
     v, i = F.topk_similarity(X, B, 1000, chunk_size=chunk)
-    assert v.shape == (40, 300) and torch.equal(i.sort(1).values, torch.arange(300).expand(40, -1).to(device))
+    assert v.shape == (40, 300)
+    assert torch.equal(i.sort(1).values, torch.arange(300, device=device).expand(40, -1))
 
 
 @pytest.mark.parametrize("center", [False, True])
