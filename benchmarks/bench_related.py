@@ -16,8 +16,10 @@
 
 Run from the repository root::
 
+    python benchmarks/bench_related.py                  # both parts (as run.py calls it)
     python benchmarks/bench_related.py --part digits
     python benchmarks/bench_related.py --part scale [--sizes 100000 1000000]
+    python benchmarks/bench_related.py --quick          # scale part, a 10^4 bank
 """
 
 import argparse
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    emit,
     machine_description,
     median_ratio,
     paired_times,
@@ -157,7 +160,7 @@ def digits_aggregation():
     return table(header, rows) + "\n\n" + note
 
 
-def scale(sizes, n_queries, d, repeat):
+def scale(sizes, n_queries, d, repeat, device=None):
     rng = np.random.default_rng(0)
     out = []
     Q = rng.standard_normal((n_queries, d), dtype=np.float32)
@@ -165,9 +168,9 @@ def scale(sizes, n_queries, d, repeat):
         bank_x = rng.standard_normal((N, d), dtype=np.float32)
         bank_y = rng.standard_normal((N, d), dtype=np.float32)
         prompts = rng.standard_normal((10, d), dtype=np.float32)
-        chunked = ASIFClassifier(800, 8.0).fit(bank_x, bank_y, prompts=prompts)
-        full = ASIFClassifier(800, 8.0, bank_batch_size=None).fit(bank_x, bank_y,
-                                                                   prompts=prompts)
+        chunked = ASIFClassifier(800, 8.0, device=device).fit(bank_x, bank_y, prompts=prompts)
+        full = ASIFClassifier(800, 8.0, bank_batch_size=None, device=device).fit(
+            bank_x, bank_y, prompts=prompts)
         peaks = {}
         for name, clf in (("chunked", chunked), ("unchunked", full)):
             before = rss_bytes()
@@ -191,22 +194,28 @@ def scale(sizes, n_queries, d, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["digits", "scale"], required=True)
+    parser.add_argument("--part", choices=["digits", "scale", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="scale part with a 10^4 bank")
+    parser.add_argument("--device", default=None, help="device of the ASIF scale part")
+    parser.add_argument("--out", default=None, help="append the report to this file")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    print(machine_description(), "| load", os.getloadavg(), flush=True)
-    if args.part == "digits":
+    if args.quick:
+        args.part, args.sizes, args.repeat = "scale", [10_000], 1
+    emit("## Related methods (bench_related.py)\n\n" + machine_description(args.device or "cpu")
+         + "\n", args.out)
+    if args.part in ("digits", "all"):
         for fn in (digits_asif, digits_matching, digits_aggregation):
             t0 = time.perf_counter()
-            print(fn.__name__, flush=True)
-            print(fn(), flush=True)
-            print(f"({time.perf_counter() - t0:.0f} s)\n", flush=True)
-    else:
-        print(scale(args.sizes, args.queries, args.dim, args.repeat), flush=True)
+            emit(f"### {fn.__name__}\n\n{fn()}\n\n({time.perf_counter() - t0:.0f} s)\n",
+                 args.out)
+    if args.part in ("scale", "all"):
+        emit("### ASIF bank scaling\n\n"
+             + scale(args.sizes, args.queries, args.dim, args.repeat, args.device), args.out)
 
 
 if __name__ == "__main__":
