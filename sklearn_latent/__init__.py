@@ -4,9 +4,12 @@ Relative representations, latent space translation and inverse relative
 projection as fit/transform estimators on a torch backend.
 """
 
+from .aggregate import RelativeAggregator
 from .anchors import select_anchors
+from .asif import ASIFClassifier
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
+from .matching import AnchorMatcher, discover_anchors
 from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
@@ -18,12 +21,16 @@ from . import nn  # noqa: E402  (submodule sklearn_latent.nn; its names stay out
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ASIFClassifier",
+    "AnchorMatcher",
     "InverseRelativeProjector",
     "ProcrustesTranslator",
     "ProductInvarianceProjector",
+    "RelativeAggregator",
     "RelativeProjector",
     "RelativeTranslator",
     "TranslationStats",
+    "discover_anchors",
     "load",
     "merge_translation_stats",
     "plot_stitching_matrix",

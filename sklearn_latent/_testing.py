@@ -14,7 +14,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .aggregate import RelativeAggregator
 from .inverse import InverseRelativeProjector, RelativeTranslator
+from .matching import AnchorMatcher
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator
@@ -178,6 +180,18 @@ CASES = [
     Case("procrustes-linear-unscaled-ridge",
          lambda: ProcrustesTranslator("linear", scaling=None, alpha=0.1),
          fit_inputs=_paired(), min_samples=2, scale_degree=None, random=False,
+         rejects_constant=True, magnitude_limit=2.0**450),
+    # relative aggregation: X is the stack of spaces; widths=None is one space
+    Case("aggregator-mean", lambda: RelativeAggregator(n_anchors=4, random_state=0),
+         min_samples=4, scale_degree=0),
+    Case("aggregator-concat-standard-fps",
+         lambda: RelativeAggregator(n_anchors=4, anchors="fps", aggregation="concat",
+                                    normalize="standard", batch_size=3, random_state=0),
+         min_samples=4, scale_degree=0),
+    # anchor discovery from seeds, then a Procrustes map into the second space
+    Case("matcher-mutual-nn",
+         lambda: AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]), n_iter=2),
+         fit_inputs=_paired(1.5), min_samples=4, scale_degree=1, random=False,
          rejects_constant=True, magnitude_limit=2.0**450),
 ]
 

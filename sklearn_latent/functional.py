@@ -30,10 +30,15 @@ __all__ = [
     "SIMILARITIES",
     "inverse_relative_projection",
     "layer_normalize",
+    "mutual_nearest_neighbors",
     "normalized_anchor_inverse",
     "pairwise",
     "relative_projection",
+    "sinkhorn",
+    "sparse_dot",
+    "sparse_rows_to_support",
     "sparsify",
+    "topk_similarity",
 ]
 
 #: Every metric name understood by :func:`pairwise`.
@@ -1042,3 +1047,189 @@ def anchor_condition_number(normalized_anchors):
     cutoff = float(s[0]) * max(A.shape) * torch.finfo(torch.float64).eps
     kept = s[s > cutoff]
     return float(s[0] / kept[-1])
+
+
+# --------------------------------------------------------------------------
+# sparse relative representations against large banks (ASIF), matching
+# --------------------------------------------------------------------------
+def topk_similarity(X, bank, top_k, metric="cosine", *, center=None, chunk_size=None):
+    """The ``top_k`` largest similarities of each row of ``X`` to the rows of ``bank``.
+
+    Equal to ``torch.topk(pairwise(X, bank, metric, center=center), top_k)``
+    but computed by a running top-k merge over chunks of ``chunk_size`` bank
+    rows, so memory is ``O(n * (top_k + chunk_size))`` instead of ``O(n *
+    n_bank)``: a bank of 10^6 rows never materializes an (n, 10^6) matrix.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n, d)
+    bank : Tensor of shape (N, d)
+        Same device and dtype as ``X``.
+    top_k : int
+        Entries kept per row (at most ``N``).
+    metric : {"cosine", "dot"}
+        A similarity of :data:`SIMILARITIES`.
+    center : Tensor of shape (d,) or None
+        Subtracted from both sides first (see :func:`pairwise`).
+    chunk_size : int or None
+        Bank rows per chunk; ``None`` computes all at once.
+
+    Returns
+    -------
+    values : Tensor of shape (n, min(top_k, N))
+        Similarities, largest first.
+    indices : LongTensor of shape (n, min(top_k, N))
+        Rows of ``bank`` they belong to.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import topk_similarity
+    >>> X, B = torch.randn(5, 3, dtype=torch.float64), torch.randn(100, 3, dtype=torch.float64)
+    >>> v, i = topk_similarity(X, B, 4, chunk_size=7)
+    >>> v_ref, i_ref = torch.topk(torch.nn.functional.normalize(X) @
+    ...                           torch.nn.functional.normalize(B).T, 4)
+    >>> bool(torch.equal(i, i_ref)) and bool(torch.allclose(v, v_ref))
+    True
+    """
+    n_bank = bank.shape[0]
+    k = min(int(top_k), n_bank)
+    if chunk_size is None or chunk_size >= n_bank:
+        return torch.topk(pairwise(X, bank, metric, center=center), k, dim=1)
+    values = indices = None
+    for start in range(0, n_bank, chunk_size):
+        S = pairwise(X, bank[start : start + chunk_size], metric, center=center)
+        v, i = torch.topk(S, min(k, S.shape[1]), dim=1)
+        i += start
+        if values is not None:
+            v, i = torch.cat([values, v], dim=1), torch.cat([indices, i], dim=1)
+        values, pos = torch.topk(v, min(k, v.shape[1]), dim=1)
+        indices = i.gather(1, pos)
+    return values, indices
+
+
+def sparse_dot(values, indices, support, dense, block_elements=1 << 24):
+    """Inner products of row-sparse vectors with the rows of a matrix on a column support.
+
+    Row ``i`` of the sparse side has ``values[i, j]`` in column
+    ``indices[i, j]``; the other side is ``dense`` (m, |U|) whose columns are
+    the sorted column ids ``support`` (|U|,).  Columns outside ``support``
+    contribute 0.  Computed in blocks of ``block_elements`` of the
+    (n, block, m) gather, never through an (n, n_columns) matrix.
+
+    Returns
+    -------
+    Tensor of shape (n, m)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import sparse_dot
+    >>> vals, idx = torch.tensor([[1.0, 2.0]]), torch.tensor([[7, 3]])
+    >>> support, dense = torch.tensor([3, 5]), torch.tensor([[10.0, 1.0], [0.0, 4.0]])
+    >>> sparse_dot(vals, idx, support, dense)
+    tensor([[20.,  0.]])
+    """
+    n, k = values.shape
+    m = dense.shape[0]
+    out = torch.zeros((n, m), dtype=values.dtype, device=values.device)
+    if support.numel() == 0 or n == 0 or k == 0:
+        return out
+    pos = torch.searchsorted(support, indices).clamp_(max=support.numel() - 1)
+    weights = torch.where(support[pos] == indices, values, torch.zeros_like(values))
+    columns = dense.T
+    step = max(1, block_elements // max(1, n * m))
+    for start in range(0, k, step):
+        block = columns[pos[:, start : start + step]]  # (n, b, m)
+        out += torch.einsum("nb,nbm->nm", weights[:, start : start + step], block)
+    return out
+
+
+def sparse_rows_to_support(values, indices):
+    """Dense rows over the union of the columns used: ``(support, dense)`` for :func:`sparse_dot`.
+
+    ``support`` is the sorted union of ``indices`` (|U|,) and ``dense`` (n, |U|)
+    holds ``values`` in those columns.
+    """
+    support, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    dense = torch.zeros((values.shape[0], support.numel()), dtype=values.dtype,
+                        device=values.device)
+    dense.scatter_(1, inverse, values)
+    return support, dense
+
+
+def mutual_nearest_neighbors(S):
+    """Pairs ``(i, j)`` where ``j`` is the best column of row ``i`` and ``i`` the best row of ``j``.
+
+    Parameters
+    ----------
+    S : Tensor of shape (n, m)
+        Scores, larger is better.
+
+    Returns
+    -------
+    rows, cols : LongTensor of shape (p,)
+    scores : Tensor of shape (p,)
+        ``S[rows, cols]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import mutual_nearest_neighbors
+    >>> S = torch.tensor([[0.5, 0.25], [0.75, 0.125]])
+    >>> [t.tolist() for t in mutual_nearest_neighbors(S)]
+    [[1], [0], [0.75]]
+    """
+    best_col = S.argmax(dim=1)
+    best_row = S.argmax(dim=0)
+    rows = torch.arange(S.shape[0], device=S.device)
+    keep = best_row[best_col] == rows
+    rows, cols = rows[keep], best_col[keep]
+    return rows, cols, S[rows, cols]
+
+
+def sinkhorn(S, epsilon=0.05, n_iter=100, tol=1e-6):
+    """Entropic optimal transport plan between uniform marginals (log-domain Sinkhorn).
+
+    Maximizes ``<P, S> + epsilon * H(P)`` over couplings ``P`` (n, m) with row
+    sums ``1 / n`` and column sums ``1 / m`` (Cuturi, 2013), in float64.
+
+    Parameters
+    ----------
+    S : Tensor of shape (n, m)
+        Scores (similarities; the cost is ``-S``).
+    epsilon : float
+        Entropic regularization (smaller: closer to a permutation, slower).
+    n_iter : int
+        Maximum number of iterations.
+    tol : float
+        Stop when the row marginals are within ``tol`` (L1, relative to their
+        total 1) of uniform; checked every 10 iterations.
+
+    Returns
+    -------
+    Tensor of shape (n, m)
+        The transport plan, in the dtype of ``S``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import sinkhorn
+    >>> P = sinkhorn(torch.eye(3), epsilon=0.01)
+    >>> bool(torch.allclose(P, torch.eye(3) / 3, atol=1e-6))
+    True
+    """
+    n, m = S.shape
+    logK = S.to(torch.float64) / epsilon
+    log_a = torch.full((n,), -math.log(n), dtype=torch.float64, device=S.device)
+    log_b = torch.full((m,), -math.log(m), dtype=torch.float64, device=S.device)
+    f = torch.zeros_like(log_a)
+    g = torch.zeros_like(log_b)
+    for it in range(n_iter):
+        f = log_a - torch.logsumexp(logK + g[None, :], dim=1)
+        g = log_b - torch.logsumexp(logK + f[:, None], dim=0)
+        if it % 10 == 9:
+            row = torch.logsumexp(logK + f[:, None] + g[None, :], dim=1).exp()
+            if float((row - log_a.exp()).abs().sum()) < tol:
+                break
+    return (logK + f[:, None] + g[None, :]).exp().to(S.dtype)

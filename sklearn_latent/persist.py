@@ -39,8 +39,11 @@ import zlib
 import numpy as np
 import torch
 
+from .aggregate import RelativeAggregator
+from .asif import ASIFClassifier
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
+from .matching import AnchorMatcher
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
 from .translate import ProcrustesTranslator
@@ -55,6 +58,9 @@ _ESTIMATORS = (
     InverseRelativeProjector,
     RelativeTranslator,
     ProcrustesTranslator,
+    ASIFClassifier,
+    AnchorMatcher,
+    RelativeAggregator,
 )
 #: Named tuples of the library that fitted state may hold (rebuilt field by field).
 _RECORDS = (TranslationStats,)
