@@ -666,6 +666,9 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
 
     ``"orthogonal"``
         ``U S V^T = svd(C)``, ``R = U V^T`` (semi-orthogonal when d_x != d_y).
+        When ``C`` has rank ``r < min(d_x, d_y)`` (fewer anchors than
+        dimensions, constant features) only ``U_r V_r^T`` is determined and
+        kept: directions the anchors do not span map to zero.
     ``"scaled"``
         ``R`` as above times ``s = trace(S) / ||X~ R||_F^2``.
     ``"linear"``
@@ -744,10 +747,14 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
     bias = zeros_y
     if method in ("orthogonal", "scaled"):
         U, S, Vh = torch.linalg.svd(C, full_matrices=False)
-        M = U @ Vh
         full_rank = min(d_x, d_y)
         top = float(S[0]) if S.numel() else 0.0
         rank = int((S > max(d_x, d_y) * _EPS64 * top).sum()) if top > 0 else 0
+        # Singular vectors of (numerically) zero singular values are arbitrary:
+        # U V^T would rotate the directions the anchors do not determine at
+        # random.  The map keeps only the determined part U_r V_r^T (a partial
+        # isometry, zero elsewhere: the minimum-norm solution, as for "linear").
+        M = U[:, :rank] @ Vh[:rank] if rank < full_rank else U @ Vh
         if method == "scaled":
             energy = float((M * (G @ M)).sum()) if d_x > d_y else float(ss.sum())
             scale = float(S.sum()) / energy if energy > 0 else 0.0

@@ -521,8 +521,8 @@ class ProcrustesTranslator(
             causes.append("the anchors are (numerically) linearly dependent")
         warnings.warn(
             f"The {self.method} map is determined on only {res.rank} of "
-            f"{need}={res.full_rank} dimensions ({'; '.join(causes)}); on the rest it is "
-            "arbitrary (minimum-norm)" + (f": {' or '.join(fixes)}." if fixes else "."),
+            f"{need}={res.full_rank} dimensions ({'; '.join(causes)}); the rest maps to zero "
+            "(minimum-norm)" + (f": {' or '.join(fixes)}." if fixes else "."),
             UserWarning,
             stacklevel=5,
         )
