@@ -192,7 +192,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, sum(widths_))
+        X : array-like or Tensor of shape (n_samples, sum(widths))
 
         Returns
         -------

@@ -90,9 +90,9 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    bank_x_ : ndarray of shape (n_bank, n_features_in_)
+    bank_x_ : ndarray of shape (n_bank, n_features_in)
         X side of the bank.
-    bank_y_ : ndarray of shape (n_bank, n_features_y_) or None
+    bank_y_ : ndarray of shape (n_bank, n_features_y) or None
         Y side of the bank (``None`` when fitted on labels).
     x_center_, y_center_ : ndarray or None
         Bank means subtracted when ``center=True`` (``y_center_`` is ``None``
@@ -368,7 +368,7 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
@@ -385,7 +385,7 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
@@ -423,11 +423,11 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
         n_neighbors : int, default=5
             At most the number of targets.
         return_distance : bool, default=True
-        candidates : array-like or Tensor of shape (n_candidates, n_features_y_), optional
+        candidates : array-like or Tensor of shape (n_candidates, n_features_y), optional
             Y embeddings to retrieve from (zero-shot mode only); default: the prompts.
 
         Returns

@@ -339,7 +339,7 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in_)
+        X : array-like or Tensor of shape (n_samples, n_features_in)
 
         Returns
         -------
