@@ -10,6 +10,7 @@ from .inverse import InverseRelativeProjector, RelativeTranslator
 from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
+from .stitching import plot_stitching_matrix, stitch, stitching_matrix
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
 __version__ = "0.1.0.dev0"
@@ -23,8 +24,11 @@ __all__ = [
     "TranslationStats",
     "load",
     "merge_translation_stats",
+    "plot_stitching_matrix",
     "save",
     "select_anchors",
+    "stitch",
+    "stitching_matrix",
     "translation_stats",
     "__version__",
 ]
