@@ -328,18 +328,6 @@ def cached_embeddings(modality, cache_dir, log=print):
 # evaluation (needs only sklearn_latent and scikit-learn)
 # ----------------------------------------------------------------------------
 
-#: stitching methods, in table order
-METHODS = (
-    "absolute",
-    "relative",
-    "relative-uncentered",
-    "product",
-    "procrustes-orthogonal",
-    "procrustes-affine",
-    "inverse-relative",
-)
-
-
 def make_head():
     """The classifier every method reuses: standardization + logistic regression."""
     from sklearn.linear_model import LogisticRegression
@@ -359,100 +347,95 @@ def fixed_split(labels, random_state=RANDOM_STATE, test_size=TEST_SIZE):
     )
 
 
-def _relative_step(method, anchor_idx, random_state):
-    from sklearn_latent import ProductInvarianceProjector, RelativeProjector
+#: stitching methods, in table order (names of the tables)
+METHODS = (
+    "absolute",
+    "relative",
+    "relative-uncentered",
+    "product",
+    "orthogonal",
+    "affine",
+    "inverse",
+    "inverse-pruned",
+)
 
-    if method == "relative":
-        return RelativeProjector(anchors=anchor_idx, metric="cosine", center=True)
-    if method == "relative-uncentered":
-        return RelativeProjector(anchors=anchor_idx, metric="cosine", center=False)
-    return ProductInvarianceProjector(anchors=anchor_idx, random_state=random_state)
 
+def method_specs(methods=METHODS, random_state=RANDOM_STATE):
+    """``{name: method}`` for :func:`sklearn_latent.stitching_matrix`.
 
-def _translator(method, anchor_idx, X_src, X_tgt, random_state):
-    """A fitted map from the source space into the target space."""
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import make_pipeline
+    * ``absolute``: the source embeddings straight into the target head.
+    * ``relative``: cosine to the anchors after subtracting the anchor mean
+      (the library default); ``relative-uncentered``: the paper's exact
+      definition (no centering).
+    * ``product``: cosine, Euclidean, L1 and L-inf relative components, each
+      standardized, concatenated.
+    * ``orthogonal`` / ``affine``: Procrustes translation fitted on the
+      anchors (each space standardized with its anchor statistics).
+    * ``inverse``: relative projection of the source, inverse relative
+      projection into the target; ``inverse-pruned`` prunes the target's
+      anchors (delta = 0.7) and averages 8 subspaces.
+    """
+    from sklearn_latent import RelativeProjector, RelativeTranslator
 
-    from sklearn_latent import InverseRelativeProjector, ProcrustesTranslator, RelativeProjector
-
-    if method.startswith("procrustes-"):
-        return ProcrustesTranslator(method.split("-", 1)[1]).fit(
-            X_src[anchor_idx], X_tgt[anchor_idx]
-        )
-    # inverse relative projection: each side only needs its own anchors
-    encode = RelativeProjector(anchors=anchor_idx, center=True).fit(X_src)
-    decode = InverseRelativeProjector(
-        anchors=anchor_idx,
-        center=True,
-        prune_threshold=0.7,
-        n_subspaces=8,
-        random_state=random_state,
-    ).fit(X_tgt)
-    return make_pipeline(FrozenEstimator(encode), FrozenEstimator(decode))
+    specs = {
+        "absolute": "absolute",
+        "relative": RelativeProjector(metric="cosine", center=True),
+        "relative-uncentered": RelativeProjector(metric="cosine", center=False),
+        "product": "product",
+        "orthogonal": "orthogonal",
+        "affine": "affine",
+        "inverse": RelativeTranslator(),
+        "inverse-pruned": RelativeTranslator(
+            prune_threshold=0.7, n_subspaces=8, random_state=random_state
+        ),
+    }
+    unknown = [m for m in methods if m not in specs]
+    if unknown:
+        raise ValueError(f"methods={unknown!r} are not known; expected names of {METHODS}")
+    return {m: specs[m] for m in methods}
 
 
 def stitching_tables(spaces, labels, *, n_anchors=300, random_state=RANDOM_STATE, methods=METHODS):
-    """Stitching accuracy ``{method: DataFrame(source x target)}``.
+    """Stitching accuracy ``{method: DataFrame(source x target)}`` and the tidy result.
 
-    ``spaces`` maps names to embeddings of the same samples (rows aligned with
-    ``labels``).  A head (:func:`make_head`) is fitted on the training rows of
-    the target space, after the method's projection where it has one; the
-    cell is its accuracy on the test rows embedded by the source space.  The
-    diagonal is each space's own accuracy.  Anchors: ``n_anchors`` training
-    rows drawn at random (``random_state``), the same rows in every space
-    (parallel anchors); ``"absolute"`` feeds the source embeddings straight
-    into the target head (``nan`` when the widths differ).
+    One call of :func:`sklearn_latent.stitching_matrix` over ``spaces``
+    (embeddings of the same samples, rows aligned with ``labels``): a head
+    (:func:`make_head`) is fitted on the training rows of the target space
+    (after the method's projection where it has one) and scores the test rows
+    embedded by the source space; the diagonal is each space's own accuracy.
+    The split is :func:`fixed_split`; the anchors are ``n_anchors`` training
+    rows drawn at random with ``random_state``, the same rows in every space
+    (parallel anchors).
     """
     import warnings
 
-    import pandas as pd
-    from sklearn.base import clone
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import make_pipeline
-
-    from sklearn_latent import select_anchors
+    from sklearn_latent import select_anchors, stitching_matrix
 
     names = list(spaces)
     train, test = fixed_split(labels, random_state=random_state)
-    y_train, y_test = labels[train], labels[test]
     first = spaces[names[0]][train]
-    anchor_idx = select_anchors(first, n_anchors, "random", random_state=random_state)
+    anchors = train[select_anchors(first, n_anchors, "random", random_state=random_state)]
+    with warnings.catch_warnings():
+        # fewer anchors than dimensions: maps are not unique (expected, kept
+        # in results.attrs["warnings"])
+        warnings.simplefilter("ignore", UserWarning)
+        results = stitching_matrix(
+            spaces,
+            labels,
+            methods=method_specs(methods, random_state),
+            classifier=make_head(),
+            split=(train, test),
+            anchors=anchors,
+            random_state=random_state,
+        )
     tables = {}
-    head = make_head()
     for method in methods:
-        table = pd.DataFrame(np.nan, index=names, columns=names)
+        part = results[results["method"] == method]
+        table = part.pivot(index="source", columns="target", values="accuracy")
+        table = table.reindex(index=names, columns=names)
         table.index.name, table.columns.name = "source", "target"
-        with warnings.catch_warnings():
-            # fewer anchors than dimensions: the maps are not unique (expected)
-            warnings.simplefilter("ignore", UserWarning)
-            if method in ("relative", "relative-uncentered", "product"):
-                proj = {
-                    n: _relative_step(method, anchor_idx, random_state).fit(X[train])
-                    for n, X in spaces.items()
-                }
-                heads = {
-                    n: clone(head).fit(proj[n].transform(spaces[n][train]), y_train)
-                    for n in names
-                }
-                for s in names:
-                    R_test = proj[s].transform(spaces[s][test])
-                    for t in names:
-                        table.loc[s, t] = heads[t].score(R_test, y_test)
-            else:
-                heads = {n: clone(head).fit(spaces[n][train], y_train) for n in names}
-                for s in names:
-                    for t in names:
-                        X_s, X_t = spaces[s], spaces[t]
-                        if method == "absolute":
-                            if X_s.shape[1] == X_t.shape[1]:
-                                table.loc[s, t] = heads[t].score(X_s[test], y_test)
-                            continue
-                        tr = _translator(method, anchor_idx, X_s[train], X_t[train], random_state)
-                        stitched = make_pipeline(FrozenEstimator(tr), FrozenEstimator(heads[t]))
-                        table.loc[s, t] = stitched.score(X_s[test], y_test)
         tables[method] = table
-    return tables
+    return tables, results
 
 
 def cka_table(spaces, rows=None):
@@ -539,7 +522,7 @@ def report(modality, spaces, labels, seconds, *, n_anchors, random_state, method
     """Markdown section of one modality: setup, stitching matrices, summary, CKA."""
     train, test = fixed_split(labels, random_state=random_state)
     t0 = time.perf_counter()
-    tables = stitching_tables(
+    tables, results = stitching_tables(
         spaces, labels, n_anchors=n_anchors, random_state=random_state, methods=methods
     )
     eval_s = time.perf_counter() - t0
@@ -575,6 +558,9 @@ def report(modality, spaces, labels, seconds, *, n_anchors, random_state, method
         out.append(markdown_table(table, corner="source \\ target"))
     out += ["", "Linear CKA between the spaces (training rows):", ""]
     out.append(markdown_table(cka_table(spaces, rows=train), corner=""))
+    n_warn = len(results.attrs.get("warnings", ()))
+    if n_warn:
+        out += ["", f"({n_warn} fit warnings, e.g. {results.attrs['warnings'][0]})"]
     return "\n".join(out) + "\n", tables
 
 

@@ -87,8 +87,12 @@ def test_mean_pool_ignores_padding(rs):
 
 def test_stitching_tables_on_related_spaces(rs):
     spaces, y = fake_spaces()
-    tables = rs.stitching_tables(spaces, y, n_anchors=30, random_state=0)
+    tables, results = rs.stitching_tables(spaces, y, n_anchors=30, random_state=0)
     assert list(tables) == list(rs.METHODS)
+    train, test = rs.fixed_split(y)
+    np.testing.assert_array_equal(results.attrs["train"], train)
+    np.testing.assert_array_equal(results.attrs["test"], test)
+    assert len(results.attrs["anchors"]) == 30 and np.isin(results.attrs["anchors"], train).all()
     for method, table in tables.items():
         assert list(table.index) == list(spaces) == list(table.columns)
         values = table.to_numpy(dtype=float)
@@ -101,8 +105,37 @@ def test_stitching_tables_on_related_spaces(rs):
             assert not np.isnan(values).any(), method
         assert np.diag(values).min() > 0.95, method
     # these maps undo a similarity transform: stitching is as good as own accuracy
-    for method in ("relative", "procrustes-orthogonal", "procrustes-affine", "inverse-relative"):
+    for method in ("relative", "orthogonal", "affine", "inverse-pruned"):
         assert tables[method].to_numpy().min() > 0.9, method
+
+
+def test_method_specs_rejects_unknown_names(rs):
+    with pytest.raises(ValueError, match="no-such-method"):
+        rs.method_specs(["relative", "no-such-method"])
+
+
+def test_main_reports_from_cached_embeddings(rs, tmp_path):
+    spaces, y = fake_spaces(n=90)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake = dict(zip(rs.TEXT_ENCODERS, spaces.values()))
+    for name, X in fake.items():
+        np.save(cache / f"text_{name}.npy", X)
+    np.save(cache / "text_labels.npy", y)
+    (cache / "text_seconds.json").write_text('{"%s": 1.5}' % rs.TEXT_ENCODERS[0])
+    out = tmp_path / "report.md"
+    rs.main(["--modality", "text", "--cache", str(cache), "--n-anchors", "20", "--out", str(out)])
+    md = out.read_text()
+    assert "### text" in md and "Linear CKA" in md and "--n-anchors 20" in md
+    assert f"{rs.TEXT_ENCODERS[0]} (8-d, 2 s)" in md  # the stored embedding time
+    assert f"{rs.TEXT_ENCODERS[1]} (8-d, cached)" in md
+    for method in rs.METHODS:
+        assert f"`{method}`" in md
+    # the CKA table: a rotated, scaled, shifted copy has linear CKA 1
+    cka = rs.cka_table(fake)
+    assert cka.loc[rs.TEXT_ENCODERS[0], rs.TEXT_ENCODERS[1]] == pytest.approx(1.0)
+    with pytest.raises(SystemExit, match="n-anchors"):
+        rs.main(["--modality", "text", "--cache", str(cache), "--n-anchors", "1"])
 
 
 def test_summary_and_markdown(rs):
