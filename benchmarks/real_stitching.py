@@ -320,7 +320,10 @@ def cached_embeddings(modality, cache_dir, log=print):
         seconds[n] = time.perf_counter() - t0
         np.save(path, spaces[n])
         times_path.write_text(json.dumps(seconds, indent=1))
-        log(f"embedded {len(labels)} {modality} with {n}: {spaces[n].shape[1]}-d, {seconds[n]:.1f} s")
+        log(
+            f"embedded {len(labels)} {modality} with {n}: "
+            f"{spaces[n].shape[1]}-d, {seconds[n]:.1f} s"
+        )
     return spaces, labels, seconds
 
 
@@ -579,7 +582,9 @@ def build_parser():
     )
     parser.add_argument("--n-anchors", type=int, default=300, help="parallel anchors (default 300)")
     parser.add_argument("--random-state", type=int, default=RANDOM_STATE)
-    parser.add_argument("--out", default=None, help="write the markdown report here (default: stdout)")
+    parser.add_argument(
+        "--out", default=None, help="write the markdown report here (default: stdout)"
+    )
     return parser
 
 
