@@ -24,6 +24,7 @@ __all__ = [
     "atomic_fit",
     "auto_batch_rows",
     "check_batch_size",
+    "chunk_bounds",
     "check_input",
     "check_option",
     "finite_result",
@@ -252,13 +253,31 @@ def finite_result(fn, input_name="X"):
     return wrapped
 
 
-#: Every chunk handed to a kernel has at least this many rows (shorter chunks
-#: are padded with zero rows, whose results are dropped).  BLAS libraries take
-#: other code paths for matrix products with very few rows (MKL: below 12 rows,
-#: e.g. a GEMV for one row), which round differently; from here on each row's
-#: result no longer depends on how many rows the call has, so chunk boundaries
-#: never change a result (tests/test_scale.py checks it bitwise).
+#: Chunks start at multiples of this many rows and are whole multiples of it
+#: (``batch_size`` is rounded up; a shorter last chunk joins the one before).
+#: BLAS libraries round a row of a matrix product differently depending on
+#: how the call's rows fall into their register tiles and threads and on the
+#: alignment of the operands (MKL: a GEMV-like path below 12 rows; the last
+#: ``M mod 4`` rows in float64; the base address mod 64 bytes for narrow
+#: float32 products).  With 32-row aligned chunks every row sits at the same
+#: place of the same kind of call as without chunks, so chunk boundaries never
+#: change a result (tests/test_scale.py checks it bitwise).
 MIN_CHUNK_ROWS = 32
+
+
+def chunk_bounds(n, batch_size):
+    """``(start, stop)`` row ranges of the chunks of :func:`apply_batched`.
+
+    ``batch_size`` (rows, ``None`` for one chunk) rounded up to a multiple of
+    :data:`MIN_CHUNK_ROWS`; a last chunk shorter than that joins the one before.
+    """
+    if batch_size is None or batch_size >= n:
+        return [(0, n)]
+    step = -(-batch_size // MIN_CHUNK_ROWS) * MIN_CHUNK_ROWS
+    bounds = [(start, min(start + step, n)) for start in range(0, n, step)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_CHUNK_ROWS:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def auto_batch_rows(n_features, n_outputs, itemsize, n_rows=None, working_memory=None):
@@ -269,14 +288,16 @@ def auto_batch_rows(n_features, n_outputs, itemsize, n_rows=None, working_memory
     chunked pairwise functions use) is divided by the bytes a chunk needs per
     row: the input row and a copy of it (a device or dtype copy, or the
     centered block of the kernels) plus the chunk's result and one temporary
-    of the same width, ``itemsize * 2 * (n_features + n_outputs)``.  At least
+    of the same width, ``itemsize * 2 * (n_features + n_outputs)``, rounded
+    down to a multiple of :data:`MIN_CHUNK_ROWS`.  At least
     :data:`MIN_CHUNK_ROWS` rows (a smaller budget is not honoured), at most
     ``n_rows``.
     """
     if working_memory is None:
         working_memory = get_config()["working_memory"]
     row_bytes = 2 * itemsize * (max(1, n_features) + max(1, n_outputs))
-    rows = max(MIN_CHUNK_ROWS, int(working_memory * 2**20 // row_bytes))
+    rows = int(working_memory * 2**20 // row_bytes)
+    rows = max(MIN_CHUNK_ROWS, rows - rows % MIN_CHUNK_ROWS)
     return rows if n_rows is None else max(1, min(rows, n_rows))
 
 
@@ -331,19 +352,6 @@ def _needs_host_copy(X, dtype):
     )
 
 
-def _padded(fn, min_rows):
-    """``fn`` evaluated on at least ``min_rows`` rows (zero rows appended, results dropped)."""
-
-    def wrapped(T):
-        m = T.shape[0]
-        if m >= min_rows:
-            return fn(T)
-        pad = torch.zeros((min_rows - m, T.shape[1]), dtype=T.dtype, device=T.device)
-        return fn(torch.cat([T, pad]))[:m]
-
-    return wrapped
-
-
 def apply_batched(fn, X, *, device, n_outputs, batch_size=None, out=None):
     """Evaluate ``fn`` row-chunk by row-chunk and return the caller's kind.
 
@@ -359,12 +367,13 @@ def apply_batched(fn, X, *, device, n_outputs, batch_size=None, out=None):
     n_outputs : int
         Width of the result.
     batch_size : int, "auto" or None
-        Rows per chunk; ``"auto"`` takes :func:`auto_batch_rows`; ``None``
-        evaluates all rows at once, except where that would copy all of ``X``
-        (a read-only numpy array such as a memmap, a reversed view, another
-        dtype) or when ``out`` is given: then ``"auto"``.  Peak memory beyond
-        the output is a few chunks.  Chunking never changes the result: every
-        call of ``fn`` gets at least :data:`MIN_CHUNK_ROWS` rows.
+        Rows per chunk (rounded up to a multiple of :data:`MIN_CHUNK_ROWS`,
+        see :func:`chunk_bounds`); ``"auto"`` takes :func:`auto_batch_rows`;
+        ``None`` evaluates all rows at once, except where that would copy all
+        of ``X`` (a read-only numpy array such as a memmap, a reversed view,
+        another dtype) or when ``out`` is given: then ``"auto"``.  Peak memory
+        beyond the output is a few chunks.  Chunking does not change the
+        result (row-wise ``fn`` on the CPU; see :data:`MIN_CHUNK_ROWS`).
     out : ndarray or Tensor, optional
         Where to write the result (numpy input: a writeable C-contiguous numpy
         array, e.g. a ``np.memmap``; tensor input: a contiguous tensor on the
@@ -379,7 +388,6 @@ def apply_batched(fn, X, *, device, n_outputs, batch_size=None, out=None):
     n = X.shape[0]
     dtype = torch_dtype(X)
     is_tensor = isinstance(X, torch.Tensor)
-    fn = _padded(fn, MIN_CHUNK_ROWS)
     if out is not None:
         out = _check_out(out, X, n_outputs, dtype)
     if batch_size is None and (out is not None or _needs_host_copy(X, dtype)):
@@ -398,9 +406,7 @@ def apply_batched(fn, X, *, device, n_outputs, batch_size=None, out=None):
     # Each chunk's result is copied once, straight into the output (across
     # devices too): no intermediate host copy, no numpy-side pass.
     dest = out if is_tensor else torch.from_numpy(out)
-    step = n if batch_size is None else batch_size
-    for start in range(0, n, step):
-        stop = min(start + step, n)
+    for start, stop in chunk_bounds(n, batch_size):
         dest[start:stop].copy_(fn(to_tensor(X[start:stop], device, dtype)))
     return out
 

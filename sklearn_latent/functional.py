@@ -121,10 +121,11 @@ _BLOCK_ELEMENTS_OTHER = 1 << 26
 _GEMM_METRICS = ("cosine", "angular", "dot", "euclidean")
 
 
-#: A block of a GEMM kernel never has fewer rows than this (unless the input
-#: has): BLAS takes other, differently rounding, code paths for products with
-#: very few rows (MKL below 12), so a short last block would make a row's
-#: result depend on where the block boundaries fall (see ``_backend.MIN_CHUNK_ROWS``).
+#: Blocks of the GEMM kernels are whole multiples of this many rows, and a
+#: short last block joins the one before: BLAS rounds a row differently
+#: depending on where it falls in the call (see ``_backend.MIN_CHUNK_ROWS``),
+#: so the kernels must not add block boundaries of their own that chunking
+#: would move.
 _MIN_BLOCK_ROWS = 32
 
 
@@ -148,7 +149,8 @@ def _gemm_blocked(X, prepared, metric, center):
     A, a_sq = prepared if metric == "euclidean" else (prepared, None)
     n, d = X.shape
     out = torch.empty((n, A.shape[0]), dtype=X.dtype, device=X.device)
-    step = max(1, _BLOCK_ELEMENTS.get(X.device.type, _BLOCK_ELEMENTS_OTHER) // d)
+    step = _BLOCK_ELEMENTS.get(X.device.type, _BLOCK_ELEMENTS_OTHER) // d
+    step = max(_MIN_BLOCK_ROWS, step - step % _MIN_BLOCK_ROWS)
     blocks = _row_blocks(n, step)
     if center is not None:
         buf = torch.empty((max(b - a for a, b in blocks), d), dtype=X.dtype, device=X.device)
