@@ -297,3 +297,30 @@ def test_translators_transform_memmap_into_out(tmp_path, est):
                                            else 9))
     assert est.set_params(batch_size=64).transform(Xm, out=out) is out
     assert_array_equal(np.asarray(out), est.set_params(batch_size=None).transform(X))
+
+
+# --------------------------------------------------------------------------
+# fit validates X once
+# --------------------------------------------------------------------------
+def test_fit_validates_x_once(monkeypatch):
+    # resolve_anchors works on the validated X: no second finiteness pass per fit
+    import sklearn_latent.anchors as anchors_mod
+    import sklearn_latent.relative as relative_mod
+
+    calls = []
+    real = _backend.check_input
+
+    def counting(est, X, **kw):
+        calls.append(kw.get("input_name", "X"))
+        return real(est, X, **kw)
+
+    monkeypatch.setattr(anchors_mod, "check_input", counting)
+    monkeypatch.setattr(relative_mod, "check_input", counting)
+    for strategy in ("random", "fps", "kmeans"):
+        calls.clear()
+        RelativeProjector(5, anchors=strategy, random_state=0).fit(_data())
+        assert calls == ["X"], strategy
+    calls.clear()
+    from sklearn_latent import select_anchors
+    select_anchors(_data(), 5, "fps", random_state=0)  # the public function still validates
+    assert calls == ["X"]
