@@ -494,9 +494,10 @@ class ProcrustesTranslator(
             )
         if res.rank < res.full_rank:
             self._warn_rank(stats, res, n)
-        self.coef_ = to_numpy(res.coef)
+        # C-contiguous, so transform on the CPU uses them without a copy
+        self.coef_ = np.ascontiguousarray(to_numpy(res.coef))
         self.intercept_ = to_numpy(res.intercept)
-        self.inverse_coef_ = to_numpy(res.inverse_coef)
+        self.inverse_coef_ = np.ascontiguousarray(to_numpy(res.inverse_coef))
         self.inverse_intercept_ = to_numpy(res.inverse_intercept)
         self.map_ = to_numpy(res.map)
         self.scale_ = float(res.scale)
