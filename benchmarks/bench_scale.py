@@ -237,9 +237,9 @@ def bench_irp(args, X, device):
     irp = InverseRelativeProjector(args.k, random_state=0, device=device).fit(Y)
     R = RelativeProjector(anchors=irp.anchors_).fit(Y).transform(Y)
     Rt, P = torch.from_numpy(R), torch.from_numpy(irp.inverse_)
-    return rows_for("IRP transform", {"InverseRelativeProjector.transform": lambda: irp.transform(R),
-                                      "GEMM R @ P (torch)": lambda: Rt @ P},
-                    args.repeat, device)
+    fns = {"InverseRelativeProjector.transform": lambda: irp.transform(R),
+           "GEMM R @ P (torch)": lambda: Rt @ P}
+    return rows_for("IRP transform", fns, args.repeat, device)
 
 
 def memory_child(n, d, k, folder):
@@ -343,22 +343,19 @@ def main(argv=None):
     emit(f"- latentis: {lat_note}\n", args.out)
     n_data = max(args.n, args.fit_n, args.stream_n, args.anchor_n)
     X = np.random.default_rng(0).standard_normal((n_data, args.d), dtype=np.float32)
-    rows, notes = [], []
+    # one table per group, printed as soon as it is measured
     if "relative" in only:
-        r, note = bench_relative(args, X[: args.n], X[: args.k], lat, device)
-        rows += r
-        notes.append(note)
+        rows, note = bench_relative(args, X[: args.n], X[: args.k], lat, device)
+        emit(table(HEADER, rows) + "\n", args.out)
+        emit(f"- {note}\n", args.out)
     if "anchors" in only:
-        rows += bench_anchors(args, X, device)
+        emit(table(HEADER, bench_anchors(args, X, device)) + "\n", args.out)
     if "translate" in only:
-        rows += bench_translate(args, X, lat, device)
+        emit(table(HEADER, bench_translate(args, X, lat, device)) + "\n", args.out)
     if "stream" in only:
-        rows += bench_stream(args, X, device)
+        emit(table(HEADER, bench_stream(args, X, device)) + "\n", args.out)
     if "irp" in only:
-        rows += bench_irp(args, X, device)
-    emit(table(HEADER, rows) + "\n", args.out)
-    for note in notes:
-        emit(f"- {note}", args.out)
+        emit(table(HEADER, bench_irp(args, X, device)) + "\n", args.out)
     if "memory" in only:
         emit("- memory: " + bench_memory(args), args.out)
     emit(f"- load average at the end: {'%.1f / %.1f / %.1f' % os.getloadavg()}\n", args.out)
