@@ -15,13 +15,16 @@ import weakref
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.utils import check_array, check_scalar
 from sklearn.utils.validation import validate_data
 
 __all__ = [
     "apply_batched",
     "atomic_fit",
+    "auto_batch_rows",
     "check_batch_size",
+    "chunk_bounds",
     "check_input",
     "check_option",
     "finite_result",
@@ -50,11 +53,15 @@ def check_option(value, name, options):
 
 
 def check_batch_size(batch_size):
-    """``None`` (one chunk) or a positive int."""
+    """``None`` (one chunk), ``"auto"`` (chunks from a memory budget) or a positive int."""
     if batch_size is None:
         return None
+    if isinstance(batch_size, str) and batch_size == "auto":
+        return "auto"
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be None or a positive int, got {batch_size!r}.")
+        raise TypeError(
+            f"batch_size must be None, 'auto' or a positive int, got {batch_size!r}."
+        )
     check_scalar(int(batch_size), "batch_size", numbers.Integral, min_val=1)
     return int(batch_size)
 
@@ -246,43 +253,160 @@ def finite_result(fn, input_name="X"):
     return wrapped
 
 
-def apply_batched(fn, X, *, device, n_outputs, batch_size=None):
+#: Chunks start at multiples of this many rows and are whole multiples of it
+#: (``batch_size`` is rounded up; a shorter last chunk joins the one before).
+#: BLAS libraries round a row of a matrix product differently depending on
+#: how the call's rows fall into their register tiles and threads and on the
+#: alignment of the operands (MKL: a GEMV-like path below 12 rows; the last
+#: ``M mod 4`` rows in float64; the base address mod 64 bytes for narrow
+#: float32 products).  With 32-row aligned chunks every row sits at the same
+#: place of the same kind of call as without chunks, so chunk boundaries never
+#: change a result (tests/test_scale.py checks it bitwise).
+MIN_CHUNK_ROWS = 32
+
+
+def chunk_bounds(n, batch_size):
+    """``(start, stop)`` row ranges of the chunks of :func:`apply_batched`.
+
+    ``batch_size`` (rows, ``None`` for one chunk) rounded up to a multiple of
+    :data:`MIN_CHUNK_ROWS`; a last chunk shorter than that joins the one before.
+    """
+    if batch_size is None or batch_size >= n:
+        return [(0, n)]
+    step = -(-batch_size // MIN_CHUNK_ROWS) * MIN_CHUNK_ROWS
+    bounds = [(start, min(start + step, n)) for start in range(0, n, step)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_CHUNK_ROWS:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def auto_batch_rows(n_features, n_outputs, itemsize, n_rows=None, working_memory=None):
+    """Rows per chunk for ``batch_size="auto"``: scikit-learn's ``working_memory`` budget.
+
+    The budget (MiB, ``sklearn.get_config()["working_memory"]``, set with
+    ``sklearn.config_context(working_memory=...)``; the one scikit-learn's
+    chunked pairwise functions use) is divided by the bytes a chunk needs per
+    row: the input row and a copy of it (a device or dtype copy, or the
+    centered block of the kernels) plus the chunk's result and one temporary
+    of the same width, ``itemsize * 2 * (n_features + n_outputs)``, rounded
+    down to a multiple of :data:`MIN_CHUNK_ROWS`.  At least
+    :data:`MIN_CHUNK_ROWS` rows (a smaller budget is not honoured), at most
+    ``n_rows``.
+    """
+    if working_memory is None:
+        working_memory = get_config()["working_memory"]
+    row_bytes = 2 * itemsize * (max(1, n_features) + max(1, n_outputs))
+    rows = int(working_memory * 2**20 // row_bytes)
+    rows = max(MIN_CHUNK_ROWS, rows - rows % MIN_CHUNK_ROWS)
+    return rows if n_rows is None else max(1, min(rows, n_rows))
+
+
+def _check_out(out, X, n_outputs, dtype):
+    """Validate a caller-given output buffer for :func:`apply_batched`."""
+    shape = (X.shape[0], n_outputs)
+    if isinstance(X, torch.Tensor):
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"out must be a torch.Tensor for tensor input, got {type(out).__name__}."
+            )
+        if out.device != X.device:
+            raise ValueError(f"out is on {out.device}, but X is on {X.device}; they must match.")
+        if out.requires_grad:
+            raise ValueError("out must not require grad.")
+        same_memory = (
+            out.numel() > 0 and X.numel() > 0
+            and out.untyped_storage().data_ptr() == X.untyped_storage().data_ptr()
+        )
+        contiguous = out.is_contiguous()
+    else:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(
+                f"out must be a numpy array (e.g. a np.memmap) for numpy input, "
+                f"got {type(out).__name__}."
+            )
+        if not out.flags.writeable:
+            raise ValueError("out is read-only; pass a writeable array (memmap mode 'w+' or 'r+').")
+        same_memory = np.may_share_memory(out, X)
+        contiguous = out.flags.c_contiguous
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}; expected {shape}.")
+    expected = dtype if isinstance(X, torch.Tensor) else np.dtype(np_dtype(dtype))
+    if out.dtype != expected:
+        raise ValueError(f"out has dtype {out.dtype}; expected {expected} (the output dtype).")
+    if not contiguous:
+        raise ValueError("out must be C-contiguous.")
+    if same_memory:
+        raise ValueError("out shares memory with X; pass a separate output buffer.")
+    return out
+
+
+def _needs_host_copy(X, dtype):
+    """Whether handing numpy ``X`` to torch copies it (read-only, reversed, other dtype)."""
+    return (
+        not isinstance(X, torch.Tensor)
+        and (
+            not X.flags.writeable
+            or any(s < 0 for s in X.strides)
+            or X.dtype != np_dtype(dtype)
+        )
+    )
+
+
+def apply_batched(fn, X, *, device, n_outputs, batch_size=None, out=None):
     """Evaluate ``fn`` row-chunk by row-chunk and return the caller's kind.
 
     Parameters
     ----------
     fn : callable
-        Maps a (m, d) tensor on ``device`` to a (m, n_outputs) tensor.
+        Maps a (m, d) tensor on ``device`` to a (m, n_outputs) tensor, each
+        row's result depending on that row only.
     X : ndarray or Tensor
         Validated input (see :func:`check_input`).
     device : torch.device
         Where ``fn`` runs.
     n_outputs : int
         Width of the result.
-    batch_size : int or None
-        Rows per chunk; ``None`` evaluates all rows at once.  Peak memory beyond
-        the output is a few chunks.
+    batch_size : int, "auto" or None
+        Rows per chunk (rounded up to a multiple of :data:`MIN_CHUNK_ROWS`,
+        see :func:`chunk_bounds`); ``"auto"`` takes :func:`auto_batch_rows`;
+        ``None`` evaluates all rows at once, except where that would copy all
+        of ``X`` (a read-only numpy array such as a memmap, a reversed view,
+        another dtype) or when ``out`` is given: then ``"auto"``.  Peak memory
+        beyond the output is a few chunks.  Chunking does not change the
+        result (row-wise ``fn`` on the CPU; see :data:`MIN_CHUNK_ROWS`).
+    out : ndarray or Tensor, optional
+        Where to write the result (numpy input: a writeable C-contiguous numpy
+        array, e.g. a ``np.memmap``; tensor input: a contiguous tensor on the
+        input's device), of shape (n, n_outputs) and the output dtype.
 
     Returns
     -------
     ndarray or Tensor
-        numpy for numpy input; for tensor input a tensor on the input's device.
+        ``out`` when given; else numpy for numpy input and for tensor input a
+        tensor on the input's device.
     """
     n = X.shape[0]
     dtype = torch_dtype(X)
     is_tensor = isinstance(X, torch.Tensor)
-    if batch_size is None or batch_size >= n:
-        out = fn(to_tensor(X, device, dtype))
-        return out.to(X.device) if is_tensor else to_numpy(out)
-    if is_tensor:
-        out = torch.empty((n, n_outputs), dtype=dtype, device=X.device)
-    else:
-        out = np.empty((n, n_outputs), dtype=np_dtype(dtype))
+    if out is not None:
+        out = _check_out(out, X, n_outputs, dtype)
+    if batch_size is None and (out is not None or _needs_host_copy(X, dtype)):
+        batch_size = "auto"
+    if batch_size == "auto":
+        itemsize = 4 if dtype == torch.float32 else 8
+        batch_size = auto_batch_rows(X.shape[1], n_outputs, itemsize, n)
+    if out is None and (batch_size is None or batch_size >= n):
+        res = fn(to_tensor(X, device, dtype))
+        return res.to(X.device) if is_tensor else to_numpy(res)
+    if out is None:
+        if is_tensor:
+            out = torch.empty((n, n_outputs), dtype=dtype, device=X.device)
+        else:
+            out = np.empty((n, n_outputs), dtype=np_dtype(dtype))
     # Each chunk's result is copied once, straight into the output (across
     # devices too): no intermediate host copy, no numpy-side pass.
     dest = out if is_tensor else torch.from_numpy(out)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+    for start, stop in chunk_bounds(n, batch_size):
         dest[start:stop].copy_(fn(to_tensor(X[start:stop], device, dtype)))
     return out
 

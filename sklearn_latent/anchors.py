@@ -235,6 +235,11 @@ def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, 
     """
     method = check_option(method, "method", STRATEGIES)
     X = check_input(None, X, reset=False)
+    return _select(X, n_anchors, method, y, random_state, device)
+
+
+def _select(X, n_anchors, method, y, random_state, device):
+    """:func:`select_anchors` on an already validated X (no second validation pass)."""
     n = X.shape[0]
     k = _check_n_anchors(n_anchors, n)
     rng = check_random_state(random_state)
@@ -286,7 +291,7 @@ def resolve_anchors(estimator, X, n_anchors, anchors, y=None, random_state=None,
         check_option(anchors, "anchors", STRATEGIES)
         if anchors == "stratified" and y is None:
             raise ValueError("anchors='stratified' needs the class labels y in fit(X, y).")
-        idx = select_anchors(X, n_anchors, anchors, y=y, random_state=random_state, device=device)
+        idx = _select(X, n_anchors, anchors, y, random_state, device)
     elif callable(anchors):
         out = anchors(X, _check_n_anchors(n_anchors, n), random_state)
         idx = _check_indices(to_numpy(out) if isinstance(out, torch.Tensor) else out, n)

@@ -126,6 +126,22 @@ _BLOCK_ELEMENTS_OTHER = 1 << 26
 _GEMM_METRICS = ("cosine", "angular", "dot", "euclidean")
 
 
+#: Blocks of the GEMM kernels are whole multiples of this many rows, and a
+#: short last block joins the one before: BLAS rounds a row differently
+#: depending on where it falls in the call (see ``_backend.MIN_CHUNK_ROWS``),
+#: so the kernels must not add block boundaries of their own that chunking
+#: would move.
+_MIN_BLOCK_ROWS = 32
+
+
+def _row_blocks(n, step, min_rows=_MIN_BLOCK_ROWS):
+    """``(start, stop)`` row blocks of ``step`` rows; a short last one joins the one before."""
+    blocks = [(start, min(start + step, n)) for start in range(0, n, step)]
+    if len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] < min_rows:
+        blocks[-2:] = [(blocks[-2][0], n)]
+    return blocks
+
+
 def _gemm_blocked(X, prepared, metric, center):
     """Cosine, dot or euclidean (no autograd) by row blocks into one preallocated result.
 
@@ -138,13 +154,15 @@ def _gemm_blocked(X, prepared, metric, center):
     A, a_sq = prepared if metric == "euclidean" else (prepared, None)
     n, d = X.shape
     out = torch.empty((n, A.shape[0]), dtype=X.dtype, device=X.device)
-    step = max(1, _BLOCK_ELEMENTS.get(X.device.type, _BLOCK_ELEMENTS_OTHER) // d)
+    step = _BLOCK_ELEMENTS.get(X.device.type, _BLOCK_ELEMENTS_OTHER) // d
+    step = max(_MIN_BLOCK_ROWS, step - step % _MIN_BLOCK_ROWS)
+    blocks = _row_blocks(n, step)
     if center is not None:
-        buf = torch.empty((min(step, n), d), dtype=X.dtype, device=X.device)
+        buf = torch.empty((max(b - a for a, b in blocks), d), dtype=X.dtype, device=X.device)
         c_norm = torch.linalg.vector_norm(center)
-    for start in range(0, n, step):
-        xb = X[start : start + step]
-        ob = out[start : start + step]
+    for start, stop in blocks:
+        xb = X[start:stop]
+        ob = out[start:stop]
         if center is not None:
             xb = torch.sub(xb, center, out=buf[: xb.shape[0]])
         if metric == "dot":
@@ -158,7 +176,7 @@ def _gemm_blocked(X, prepared, metric, center):
             torch.mm(xb, A.T, out=ob)
             norms = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
             if center is not None:  # equal to center up to rounding: zero (as _center_normalize)
-                ref = torch.linalg.vector_norm(X[start : start + step], dim=1, keepdim=True)
+                ref = torch.linalg.vector_norm(X[start:stop], dim=1, keepdim=True)
                 noise = (ref + c_norm) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
                 norms = torch.where(norms <= noise, torch.inf, norms)
             ob.div_(norms.clamp_min_(_EPS.get(X.dtype, 1e-12)))

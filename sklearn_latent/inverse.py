@@ -99,8 +99,10 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         Ridge regularization of the least squares solve.
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).
-    batch_size : int or None, default=None
-        Rows per chunk in ``transform``.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform``; ``"auto"`` sizes chunks from
+        scikit-learn's ``working_memory``.  Never changes the result (see
+        :doc:`/arrays`).
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy and of the subspaces' starting anchors.
 
@@ -267,6 +269,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
     def _check_relative_input(self, X):
         check_is_fitted(self)
+        check_batch_size(self.batch_size)
         R = check_input(None, X, reset=False, input_name="X")
         k = self.anchors_.shape[0]
         if R.shape[1] != k:
@@ -277,7 +280,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
             )
         return R
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Absolute vectors of the fitted space with the given relative representations.
 
         Parameters
@@ -285,15 +288,25 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         X : array-like or Tensor of shape (n_samples, n_anchors)
             Cosine relative representations ``R`` computed against anchors
             parallel to ``anchors_`` (column ``j`` = similarity to anchor ``j``).
+        out : ndarray or Tensor of shape (n_samples, n_features_in_), optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
         -------
         Y : ndarray or Tensor of shape (n_samples, n_features_in)
-            Same kind as X (a tensor stays on its device), float32 kept.
+            Same kind as X (a tensor stays on its device), float32 kept;
+            ``out`` when given.
         """
         R = self._check_relative_input(X)
         device = resolve_device(self.device, R)
-        dtype = torch_dtype(R)
+        with torch.no_grad():
+            return apply_batched(
+                finite_result(self._inverter(device, torch_dtype(R))), R, device=device,
+                n_outputs=self.n_features_in_, batch_size=self.batch_size, out=out,
+            )
+
+    def _inverter(self, device, dtype):
+        """The chunk function of :meth:`transform`: relative rows -> absolute rows."""
         P = fitted_tensor(self, "inverse_", device, dtype)
         offset = fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
         scale = self.mean_anchor_norm_ if self.rescale == "mean_norm" else None
@@ -309,11 +322,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
                 Rc, inverse, scale=scale, offset=offset, columns=columns
             )
 
-        with torch.no_grad():
-            return apply_batched(
-                finite_result(invert), R, device=device, n_outputs=self.n_features_in_,
-                batch_size=self.batch_size,
-            )
+        return invert
 
     def get_feature_names_out(self, input_features=None):
         """The fitted space's feature names: the output lives in that space.
@@ -359,8 +368,10 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         See :class:`InverseRelativeProjector`; ``center`` applies to both sides.
     device : None, "auto", str or torch.device, default=None
         Where to compute.
-    batch_size : int or None, default=None
-        Rows per chunk in ``transform``.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform``; ``"auto"`` sizes chunks from
+        scikit-learn's ``working_memory``.  Never changes the result (see
+        :doc:`/arrays`).
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy and of the subspaces.
 
@@ -499,20 +510,35 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         self._y_1d = one_d
         return self
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Translate source vectors into the target space.
+
+        Both steps run chunk by chunk in one pass (the (n, n_anchors) relative
+        representation is never held whole when ``batch_size`` is set).
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, n_targets), optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
         -------
         Y_hat : ndarray or Tensor of shape (n_samples, n_targets)
+            ``out`` when given.
         """
         check_is_fitted(self)
+        check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
-        return self.inverse_projector_.transform(self.relative_projector_.transform(X))
+        device = resolve_device(self.device, X)
+        dtype = torch_dtype(X)
+        project = self.relative_projector_._projector(device, dtype, None)
+        invert = self.inverse_projector_._inverter(device, dtype)
+        with torch.no_grad():
+            return apply_batched(
+                finite_result(lambda Xc: invert(project(Xc))), X, device=device,
+                n_outputs=self.n_targets_, batch_size=self.batch_size, out=out,
+            )
 
     def predict(self, X):
         """Same as :meth:`transform` (1-D output when fitted with a 1-D ``y``).

@@ -90,8 +90,10 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         distances are unaffected).
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).
-    batch_size : int or None, default=None
-        Rows per chunk in ``transform``.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform``; ``"auto"`` sizes chunks from
+        scikit-learn's ``working_memory``.  Never changes the result (see
+        :doc:`/arrays`).
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy.
 
@@ -212,31 +214,36 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
             self.output_mean_, self.output_scale_ = mu.reshape(shape), sd.reshape(shape)
         return self
 
-    def _apply(self, X, device, normalize, aggregation):
+    def _apply(self, X, device, normalize, aggregation, out=None):
         with torch.no_grad():
             return apply_batched(
                 finite_result(self._projector(device, torch_dtype(X), normalize, aggregation)),
                 X,
                 device=device,
-                n_outputs=self._n_outputs(aggregation), batch_size=self.batch_size,
+                n_outputs=self._n_outputs(aggregation), batch_size=self.batch_size, out=out,
             )
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Aggregated, normalized relative representations of X.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, n_outputs), optional
+            Where to write the result (e.g. a ``np.memmap``): a writeable
+            C-contiguous array of the output dtype for numpy input, a
+            contiguous tensor on X's device for tensor input.  See :doc:`/arrays`.
 
         Returns
         -------
         R : ndarray or Tensor of shape (n_samples, n_outputs)
             ``n_outputs = n_anchors * len(metrics)`` for ``aggregation="concat"``
             (metric-major: all anchors of the first metric first), else
-            ``n_anchors``.  Same kind as X (a tensor stays on its device).
+            ``n_anchors``.  Same kind as X (a tensor stays on its device);
+            ``out`` when given.
         """
         X, device = self._check_transform_input(X)
-        return self._apply(X, device, self.normalize, self.aggregation)
+        return self._apply(X, device, self.normalize, self.aggregation, out)
 
     def get_feature_names_out(self, input_features=None):
         """Output names: ``"<metric>_a<j>"`` (concat) or ``"<aggregation>_a<j>"``.

@@ -62,6 +62,7 @@ class _AnchoredTransformerMixin:
 
     def _check_transform_input(self, X):
         check_is_fitted(self)
+        check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
         return X, resolve_device(self.device, X)
 
@@ -114,8 +115,11 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).  Results come back in
         the caller's kind either way.
-    batch_size : int or None, default=None
-        Rows per chunk in ``transform``; bounds memory to the output plus a few chunks.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform`` (and ``inverse_transform``); bounds
+        memory to the output plus a few chunks.  ``"auto"`` sizes chunks from
+        scikit-learn's ``working_memory`` (``sklearn.config_context``).
+        Chunking never changes the result (see :doc:`/arrays`).
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy.
 
@@ -270,28 +274,33 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
             self.output_mean_, self.output_scale_ = _column_stats(R, anchors.dtype)
         return self
 
-    def _apply(self, X, device, normalize):
+    def _apply(self, X, device, normalize, out=None):
         with torch.no_grad():
             return apply_batched(
                 finite_result(self._projector(device, torch_dtype(X), normalize)), X,
                 device=device,
-                n_outputs=self.anchors_.shape[0], batch_size=self.batch_size,
+                n_outputs=self.anchors_.shape[0], batch_size=self.batch_size, out=out,
             )
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Relative representation of X.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, n_anchors), optional
+            Where to write the result (e.g. a ``np.memmap``): a writeable
+            C-contiguous array of the output dtype for numpy input, a
+            contiguous tensor on X's device for tensor input.  See :doc:`/arrays`.
 
         Returns
         -------
         R : ndarray or Tensor of shape (n_samples, n_anchors)
-            Same kind as X (a tensor stays on its device), float32 kept.
+            Same kind as X (a tensor stays on its device), float32 kept;
+            ``out`` when given.
         """
         X, device = self._check_transform_input(X)
-        return self._apply(X, device, self.normalize)
+        return self._apply(X, device, self.normalize, out)
 
     def inverse_transform(self, R):
         """Absolute vectors with the given cosine relative representation.

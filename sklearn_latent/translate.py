@@ -29,6 +29,7 @@ from . import functional as F
 from ._backend import (
     apply_batched,
     atomic_fit,
+    check_batch_size,
     check_input,
     check_option,
     fitted_tensor,
@@ -319,6 +320,10 @@ class ProcrustesTranslator(
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).  Results come back
         in the caller's kind either way; fitted attributes are CPU numpy.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform`` and ``inverse_transform``; ``"auto"``
+        sizes chunks from scikit-learn's ``working_memory`` (see
+        :doc:`/arrays`).  Never changes the result.
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy.
 
@@ -437,6 +442,7 @@ class ProcrustesTranslator(
         scaling="standard",
         alpha=0.0,
         device=None,
+        batch_size=None,
         random_state=None,
     ):
         self.method = method
@@ -445,6 +451,7 @@ class ProcrustesTranslator(
         self.scaling = scaling
         self.alpha = alpha
         self.device = device
+        self.batch_size = batch_size
         self.random_state = random_state
 
     # ---------------------------------------------------------------- params
@@ -454,6 +461,7 @@ class ProcrustesTranslator(
         check_scalar(self.alpha, "alpha", numbers.Real, min_val=0.0)
         if not np.isfinite(self.alpha):
             raise ValueError(f"alpha={self.alpha!r} must be finite.")
+        check_batch_size(self.batch_size)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -486,9 +494,10 @@ class ProcrustesTranslator(
             )
         if res.rank < res.full_rank:
             self._warn_rank(stats, res, n)
-        self.coef_ = to_numpy(res.coef)
+        # C-contiguous, so transform on the CPU uses them without a copy
+        self.coef_ = np.ascontiguousarray(to_numpy(res.coef))
         self.intercept_ = to_numpy(res.intercept)
-        self.inverse_coef_ = to_numpy(res.inverse_coef)
+        self.inverse_coef_ = np.ascontiguousarray(to_numpy(res.inverse_coef))
         self.inverse_intercept_ = to_numpy(res.inverse_intercept)
         self.map_ = to_numpy(res.map)
         self.scale_ = float(res.scale)
@@ -658,31 +667,36 @@ class ProcrustesTranslator(
         self.anchor_indices_ = None
         return self
 
-    def _apply(self, X, coef, intercept, n_outputs):
+    def _apply(self, X, coef, intercept, n_outputs, out=None):
+        check_batch_size(self.batch_size)
         device = resolve_device(self.device, X)
         dtype = torch_dtype(X)
         W = fitted_tensor(self, coef, device, dtype)
         b = fitted_tensor(self, intercept, device, dtype)
         with torch.no_grad():
             return apply_batched(
-                lambda Xc: torch.addmm(b, Xc, W), X, device=device, n_outputs=n_outputs
+                lambda Xc: torch.addmm(b, Xc, W), X, device=device, n_outputs=n_outputs,
+                batch_size=self.batch_size, out=out,
             )
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Translate source embeddings into the target space: ``X @ coef_ + intercept_``.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, n_features_out), optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
         -------
         Y : ndarray or Tensor of shape (n_samples, n_features_out)
-            Same kind as X (a tensor stays on its device), float32 kept.
+            Same kind as X (a tensor stays on its device), float32 kept;
+            ``out`` when given.
         """
         check_is_fitted(self)
         X = check_input(self, X, reset=False)
-        return self._apply(X, "coef_", "intercept_", self.n_features_out_)
+        return self._apply(X, "coef_", "intercept_", self.n_features_out_, out)
 
     def predict(self, X):
         """Same as :meth:`transform` (the translator is also a multi-output regressor).
