@@ -61,8 +61,8 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         Normalization of each space's relative representation before aggregation.
     aggregation : {"mean", "concat", "sum"}, default="mean"
     device : None, "auto", str or torch.device, default=None
-    batch_size : int or None, default=None
-        Rows per chunk in ``transform``.
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk in ``transform`` (see :doc:`/arrays`).
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy.
 
@@ -187,19 +187,22 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         self.anchor_indices_ = idx
         return self
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """Aggregated relative representation of the stacked spaces.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, sum(widths))
+        out : ndarray or Tensor, optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
         -------
         R : ndarray or Tensor of shape (n_samples, n_anchors) or (n_samples, n_anchors * m)
-            ``n_anchors * m`` columns for ``aggregation="concat"``.
+            ``n_anchors * m`` columns for ``aggregation="concat"``; ``out`` when given.
         """
         check_is_fitted(self)
+        check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
         device = resolve_device(self.device, X)
         dtype = torch_dtype(X)
@@ -214,7 +217,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
 
         with torch.no_grad():
             return apply_batched(finite_result(project), X, device=device,
-                                 n_outputs=self._n_out(), batch_size=self.batch_size)
+                                 n_outputs=self._n_out(), batch_size=self.batch_size, out=out)
 
     def _n_out(self):
         k = self.projectors_[0].anchors_.shape[0]

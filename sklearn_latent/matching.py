@@ -1,5 +1,6 @@
 """Anchor discovery from a few seed pairs (Cannistraci et al., 2023)."""
 
+import copy
 import math
 import numbers
 
@@ -12,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import functional as F
 from ._backend import (
     atomic_fit,
+    auto_batch_rows,
     check_batch_size,
     check_input,
     check_option,
@@ -70,6 +72,8 @@ def _relative(Z, idx, center):
 def _mutual_nn_chunked(RX, RY, batch_size):
     """Mutual nearest neighbours under the cosine of the relative representations."""
     n, m = RX.shape[0], RY.shape[0]
+    if batch_size == "auto":  # an (rows, m) similarity block within working_memory
+        batch_size = auto_batch_rows(RX.shape[1], m, RX.element_size(), n)
     step = n if batch_size is None else batch_size
     best_col = torch.empty(n, dtype=torch.int64, device=RX.device)
     best_val = torch.empty(n, dtype=RX.dtype, device=RX.device)
@@ -129,8 +133,9 @@ def discover_anchors(
         Entropic regularization of ``"sinkhorn"``.
     center : bool, default=True
         Center each space by its anchors' mean before the cosine.
-    batch_size : int or None, default=None
-        Rows of X per chunk of the mutual-nearest-neighbour search.
+    batch_size : int, "auto" or None, default=None
+        Rows of X per chunk of the mutual-nearest-neighbour search (``"auto"``:
+        from scikit-learn's ``working_memory``).
     device : None, "auto", str or torch.device, default=None
 
     Returns
@@ -230,7 +235,9 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
         See :func:`discover_anchors`.
     method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
         Translator fitted on the discovered pairs.
-    batch_size : int or None, default=None
+    batch_size : int, "auto" or None, default=None
+        Rows per chunk of the matching and of ``transform`` (see
+        :func:`discover_anchors` and :doc:`/arrays`).
     device : None, "auto", str or torch.device, default=None
 
     Attributes
@@ -326,7 +333,9 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
             epsilon=self.epsilon, center=self.center, batch_size=self.batch_size,
             device=self.device,
         )
-        self.translator_ = ProcrustesTranslator(self.method, device=self.device).fit(
+        self.translator_ = ProcrustesTranslator(
+            self.method, device=self.device, batch_size=self.batch_size
+        ).fit(
             _rows(X, pairs[:, 0]), _rows(Y, pairs[:, 1])
         )
         self.matched_pairs_ = pairs
@@ -334,20 +343,29 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
         self.is_seed_ = np.isinf(conf)
         return self
 
-    def transform(self, X):
+    def transform(self, X, *, out=None):
         """X-space rows translated into the second space.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, d_y), optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
         -------
         ndarray or Tensor of shape (n_samples, d_y)
+            ``out`` when given.
         """
         check_is_fitted(self)
+        batch_size = check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
-        return self.translator_.transform(X)
+        translator = self.translator_
+        if (translator.batch_size, translator.device) != (batch_size, self.device):
+            # parameters changed since fit: apply the fitted map with the current ones
+            translator = copy.copy(translator).set_params(batch_size=batch_size,
+                                                           device=self.device)
+        return translator.transform(X, out=out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -102,7 +102,7 @@ def test_chunked_mutual_nn_equals_unchunked():
     X, Y, perm = _unpaired(n=250, noise=0.5, seed=2)
     seeds = _seeds(perm, 10)
     ref = discover_anchors(X, Y, seeds, 100)
-    for batch_size in (1, 17):
+    for batch_size in (1, 17, "auto"):
         out = discover_anchors(X, Y, seeds, 100, batch_size=batch_size)
         assert_array_equal(out[0], ref[0])
         np.testing.assert_allclose(out[1], ref[1], rtol=0, atol=1e-12)
