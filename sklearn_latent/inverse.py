@@ -288,7 +288,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         X : array-like or Tensor of shape (n_samples, n_anchors)
             Cosine relative representations ``R`` computed against anchors
             parallel to ``anchors_`` (column ``j`` = similarity to anchor ``j``).
-        out : ndarray or Tensor of shape (n_samples, n_features_in_), optional
+        out : ndarray or Tensor of shape (n_samples, n_features_in), optional
             Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
 
         Returns
