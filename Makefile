@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
+SPHINX = $(PY) -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
 
 .PHONY: test demo bench docs clean
 
@@ -12,19 +13,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,docs]"
 	touch $@
 
+# The test suite (with the docstring examples), then the documentation site with
+# warnings as errors (its gallery examples run).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2
+	$(SPHINX)
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/sklearn-latent demo
 
 # The Sphinx site (API reference, user guide, example gallery); builds offline.
 docs: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[docs]"
-	$(PY) -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+	$(SPHINX)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
