@@ -19,6 +19,8 @@ from sklearn import get_config
 from sklearn.utils import check_array, check_scalar
 from sklearn.utils.validation import validate_data
 
+from .functional import _MIN_BLOCK_ROWS, _row_blocks
+
 __all__ = [
     "apply_batched",
     "atomic_fit",
@@ -261,8 +263,9 @@ def finite_result(fn, input_name="X"):
 #: ``M mod 4`` rows in float64; the base address mod 64 bytes for narrow
 #: float32 products).  With 32-row aligned chunks every row sits at the same
 #: place of the same kind of call as without chunks, so chunk boundaries never
-#: change a result (tests/test_scale.py checks it bitwise).
-MIN_CHUNK_ROWS = 32
+#: change a result (tests/test_scale.py checks it bitwise).  It is the block
+#: unit of the kernels in ``functional`` too: one constant, one splitter.
+MIN_CHUNK_ROWS = _MIN_BLOCK_ROWS
 
 
 def chunk_bounds(n, batch_size):
@@ -273,11 +276,7 @@ def chunk_bounds(n, batch_size):
     """
     if batch_size is None or batch_size >= n:
         return [(0, n)]
-    step = -(-batch_size // MIN_CHUNK_ROWS) * MIN_CHUNK_ROWS
-    bounds = [(start, min(start + step, n)) for start in range(0, n, step)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_CHUNK_ROWS:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
+    return _row_blocks(n, -(-batch_size // MIN_CHUNK_ROWS) * MIN_CHUNK_ROWS)
 
 
 def auto_batch_rows(n_features, n_outputs, itemsize, n_rows=None, working_memory=None):
