@@ -365,7 +365,8 @@ class AnchorMatcher(TransformerMixin, BaseEstimator):
             # parameters changed since fit: apply the fitted map with the current ones
             translator = copy.copy(translator).set_params(batch_size=batch_size,
                                                            device=self.device)
-        return translator.transform(X, out=out)
+        # X is validated above: apply the map without a second validation pass
+        return translator._apply(X, "coef_", "intercept_", translator.n_features_out_, out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
