@@ -74,7 +74,7 @@ def make_pair(n, d, device, seed=0, chunk=50_000):
 
 def floor_fn(n, d, device):
     """The three float64 GEMMs of linear_cka over the same row blocks (data converted beforehand)."""
-    step = metrics._step(2 * d)
+    step = metrics._common._step(2 * d)
     gen = torch.Generator(device=device).manual_seed(1)
     xb = torch.randn((min(step, n), d), dtype=torch.float64, generator=gen, device=device)
     yb = torch.randn_like(xb)

@@ -142,7 +142,7 @@ def test_linear_cka_blocks(monkeypatch, backend):
     X, Y = _pair(n=300, dx=5, dy=4, seed=2)
     X = X + 50.0  # an offset the shift must remove
     expect = linear_cka(backend.asarray(X), backend.asarray(Y))
-    monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 20)
+    monkeypatch.setattr(metrics._common, "_BLOCK_ELEMENTS", 20)
     assert_allclose(linear_cka(backend.asarray(X), backend.asarray(Y)), expect, rtol=1e-12)
     assert_allclose(expect, _naive_linear_cka(X - X.mean(0), Y - Y.mean(0)), rtol=1e-10)
 
@@ -330,14 +330,14 @@ def test_inputs_are_not_modified(backend):
 
 def test_rbf_median_on_a_fixed_subsample(monkeypatch):
     X, Y = _pair(n=90, seed=13)
-    monkeypatch.setattr(metrics, "_MEDIAN_MAX_ROWS", 30)
+    monkeypatch.setattr(metrics._similarity, "_MEDIAN_MAX_ROWS", 30)
     out = rbf_cka(X, Y)
     assert out == rbf_cka(X, Y)  # deterministic
     rows = np.sort(torch.randperm(90, generator=torch.Generator().manual_seed(0))[:30].numpy())
     sx = np.sqrt(_lower_median_nonzero(_sq_dist(X[rows])))
     sy = np.sqrt(_lower_median_nonzero(_sq_dist(Y[rows])))
     assert_allclose(out, rbf_cka(X, Y, sigma=(sx, sy)), rtol=1e-12)
-    monkeypatch.setattr(metrics, "_MEDIAN_MAX_ROWS", 2048)
+    monkeypatch.setattr(metrics._similarity, "_MEDIAN_MAX_ROWS", 2048)
     assert out != rbf_cka(X, Y)  # the subsample changes the bandwidth a little
 
 

@@ -1,0 +1,45 @@
+"""Similarity of latent spaces and retrieval quality of translations.
+
+Two families of metrics:
+
+*Representational similarity* of two spaces ``X`` (n, d_x) and ``Y`` (n, d_y)
+embedding the same n samples (rows paired, widths free):
+:func:`linear_cka`, :func:`rbf_cka` (centered kernel alignment, Kornblith et
+al. 2019), :func:`mutual_knn_alignment` and :func:`knn_jaccard` (agreement of
+nearest-neighbour graphs, Huh et al. 2024).
+
+*Translation quality*: translated points ``Y_pred`` against their true targets
+``Y_true`` (same shape): :func:`paired_cosine_similarity`,
+:func:`top_k_accuracy`, :func:`mean_reciprocal_rank` and :func:`mean_rank`,
+and scikit-learn scorers built on them (:func:`get_scorer`,
+:func:`make_stitching_scorer`) for ``GridSearchCV`` on paired data.
+
+Every function accepts numpy arrays, array-likes and torch tensors on any
+device (validated like the estimators' input: 2-D, finite, numeric),
+computes where the first tensor argument lives (numpy: CPU), never forms an
+``n x n`` matrix at once, and returns a Python float.
+"""
+
+from ._common import KNN_METRICS  # noqa: F401
+from ._retrieval import (
+    mean_rank,
+    mean_reciprocal_rank,
+    paired_cosine_similarity,
+    top_k_accuracy,
+)
+from ._scorers import get_scorer, get_scorer_names, make_stitching_scorer
+from ._similarity import knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
+
+__all__ = [
+    "get_scorer",
+    "get_scorer_names",
+    "knn_jaccard",
+    "linear_cka",
+    "make_stitching_scorer",
+    "mean_rank",
+    "mean_reciprocal_rank",
+    "mutual_knn_alignment",
+    "paired_cosine_similarity",
+    "rbf_cka",
+    "top_k_accuracy",
+]

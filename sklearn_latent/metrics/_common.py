@@ -1,0 +1,130 @@
+"""Validation and blocking shared by every metric."""
+
+import math
+import numbers
+
+import torch
+
+from .._backend import (
+    check_input,
+    to_tensor,
+    torch_dtype,
+)
+
+_F64 = torch.float64
+#: Elements of one row block of an ``(rows, n)`` kernel, similarity or
+#: ``(rows, d)`` data block (32 MiB of float64); bounds every temporary.
+_BLOCK_ELEMENTS = 1 << 22
+#: Above this many rows, ``rbf_cka``'s median heuristic looks at a fixed
+#: random subsample of this many rows (about 2.1 million pairs).
+_MEDIAN_MAX_ROWS = 2048
+#: Seed of that subsample (the same rows on every call and every device).
+_MEDIAN_SEED = 0
+#: Metrics accepted by the nearest-neighbour functions.
+KNN_METRICS = ("cosine", "angular", "dot", "euclidean", "l1", "linf")
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+def _check_pair(X, Y, names, func, *, min_samples=2, same_width=False, dtype=None, convert=True):
+    """Validate two paired inputs and return them as tensors on one device.
+
+    The device is the first tensor argument's (numpy only: CPU).  The dtype is
+    ``dtype`` when given, else float64 if either input is float64, else float32.
+    ``convert=False`` returns the validated arrays as they are (numpy or
+    tensors) and the device, for callers that convert block by block.
+    """
+    a, b = names
+    X = check_input(None, X, reset=False, input_name=a)
+    Y = check_input(None, Y, reset=False, input_name=b)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"{a} and {b} must have the same number of rows (paired samples); got "
+            f"{a}.shape={tuple(X.shape)} and {b}.shape={tuple(Y.shape)}."
+        )
+    if same_width and X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"{a} and {b} must have the same shape (row i of {a} is compared with row i "
+            f"of {b}); got {a}.shape={tuple(X.shape)} and {b}.shape={tuple(Y.shape)}."
+        )
+    n = X.shape[0]
+    if n < min_samples:
+        raise ValueError(
+            f"{func} needs at least {min_samples} paired samples; got {n} "
+            f"({a}.shape={tuple(X.shape)})."
+        )
+    device = next((T.device for T in (X, Y) if isinstance(T, torch.Tensor)), torch.device("cpu"))
+    if not convert:
+        return X, Y, device
+    if dtype is None:
+        dtype = _F64 if _F64 in (torch_dtype(X), torch_dtype(Y)) else torch.float32
+    return to_tensor(X, device, dtype), to_tensor(Y, device, dtype)
+
+
+def _check_k(k, low, high, what):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an int, got {k!r}.")
+    if not low <= k <= high:
+        raise ValueError(f"k={k} is out of range: {what} needs 1 <= k <= {high}.")
+    return int(k)
+
+
+def _check_constant(T, name, func):
+    """Raise when every row of ``T`` equals the first (zero variance).
+
+    Compares row blocks with row 0 and stops at the first block that differs:
+    on real data one pass over the first block only.
+    """
+    first = T[0]
+    step = _step(T.shape[1])
+    for start in range(0, T.shape[0], step):
+        if bool((T[start : start + step] != first).any()):  # numpy or torch alike
+            return
+    raise ValueError(
+        f"{name} is constant (all {T.shape[0]} rows are equal): {func} is undefined "
+        "for a space with zero variance."
+    )
+
+
+def _max_abs(T):
+    """Largest |entry| of float64 data (float32 squares always fit float64: 1)."""
+    if torch_dtype(T) != _F64:
+        return 1.0
+    if isinstance(T, torch.Tensor):
+        lo, hi = torch.aminmax(T)  # global: one pass (per-column aminmax is ~25x slower)
+    else:
+        lo, hi = T.min(), T.max()
+    return max(-_float(lo), _float(hi))
+
+
+def _step(n_cols, batch_size=None):
+    """Rows per block: ``batch_size`` or a block of about :data:`_BLOCK_ELEMENTS`."""
+    if batch_size is not None:
+        return batch_size
+    return max(1, _BLOCK_ELEMENTS // max(1, n_cols))
+
+
+def _float(t):
+    return float(t.item() if isinstance(t, torch.Tensor) else t)
+
+
+# --------------------------------------------------------------------------
+# centered kernel alignment
+# --------------------------------------------------------------------------
+def _gram_scale(max_abs):
+    """1, or a power of two bringing ``max_abs`` near 1 when its squares would not fit float64."""
+    m = _float(max_abs)
+    if 2.0**-250 < m < 2.0**250:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(m)[1] - 1)
+
+
+def _shifted_block(T, start, stop, shift, scale):
+    """float64 ``(T[start:stop] - shift) / scale`` as a new tensor on ``shift``'s device.
+
+    Numpy input is converted block by block (a read-only memmap is never
+    copied whole); the result is never a view of ``T``.
+    """
+    out = torch.sub(to_tensor(T[start:stop], shift.device, _F64), shift)
+    return out if scale == 1.0 else out.div_(scale)

@@ -1,0 +1,187 @@
+"""Retrieval quality of translated points: paired cosine, top-k, MRR, mean rank."""
+
+import torch
+
+from .. import functional as F
+from .._backend import (
+    check_batch_size,
+)
+from ._common import (
+    _F64,
+    _check_k,
+    _check_pair,
+    _float,
+    _step,
+)
+
+
+# --------------------------------------------------------------------------
+# retrieval of translated points
+# --------------------------------------------------------------------------
+def _ranks(Y_pred, Y_true, batch_size, func):
+    """rank_i = 1 + #{j: S_ij > S_ii}, S = norm(Y_pred) norm(Y_true)^T by row blocks."""
+    zero = ~(Y_pred != 0).any(dim=1)
+    if bool(zero.any()):
+        where = torch.nonzero(zero).reshape(-1)[:5].tolist()
+        raise ValueError(
+            f"{func}: Y_pred has {int(zero.sum())} all-zero row(s) (first: {where}); their "
+            "cosine with every target is 0, so their rank is undefined."
+        )
+    n = Y_pred.shape[0]
+    project = F._relative_projector(Y_true, "cosine")
+    ranks = torch.empty(n, dtype=torch.long, device=Y_pred.device)
+    step = _step(n, check_batch_size(batch_size))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        i = torch.arange(stop - start, device=Y_pred.device)
+        S = project(Y_pred[start:stop])
+        diag = S[i, i + start]
+        ranks[start:stop] = 1 + (S > diag[:, None]).sum(dim=1)
+    return ranks
+
+
+def _check_retrieval(Y_pred, Y_true, func, min_samples=2):
+    return _check_pair(
+        Y_pred, Y_true, ("Y_pred", "Y_true"), func, min_samples=min_samples, same_width=True
+    )
+
+
+def paired_cosine_similarity(Y_pred, Y_true):
+    """Mean cosine similarity between each translated row and its true target.
+
+    ``mean_i cos(Y_pred_i, Y_true_i)``; a zero row has cosine 0 with
+    everything (as :func:`sklearn_latent.functional.pairwise`).  In [-1, 1].
+
+    Parameters
+    ----------
+    Y_pred : array-like or Tensor of shape (n_samples, d)
+        Translated points, e.g. ``translator.transform(X_source)``.
+    Y_true : array-like or Tensor of shape (n_samples, d)
+        Their true embeddings in the target space.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_latent.metrics import paired_cosine_similarity
+    >>> round(paired_cosine_similarity([[1.0, 0.0], [0.0, 2.0]], [[3.0, 0.0], [1.0, 1.0]]), 4)
+    0.8536
+    """
+    Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "paired_cosine_similarity", 1)
+    n = Y_pred.shape[0]
+    total = torch.zeros((), dtype=_F64, device=Y_pred.device)
+    step = _step(Y_pred.shape[1])
+    for start in range(0, n, step):
+        a = F._safe_normalize(Y_pred[start : start + step])
+        b = F._safe_normalize(Y_true[start : start + step])
+        total += (a * b).sum(dim=1).sum(dtype=_F64)
+    return _float(total / n)
+
+
+def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None):
+    """Fraction of translated rows whose true target is among their k most similar targets.
+
+    With ``S = norm(Y_pred) norm(Y_true)^T`` and
+    ``rank_i = 1 + #{j: S_ij > S_ii}``: ``mean_i [rank_i <= k]``.  Ties count
+    in favour of the true target (only exact ties, e.g. duplicate rows of
+    ``Y_true``).  ``S`` is computed by row blocks (memory O(block * n)).
+
+    Parameters
+    ----------
+    Y_pred : array-like or Tensor of shape (n_samples, d)
+        Translated points (queries).
+    Y_true : array-like or Tensor of shape (n_samples, d)
+        Their true embeddings (the candidates; row i is the answer to query i).
+    k : int, default=1
+        ``1 <= k <= n``.
+    batch_size : int or None, default=None
+        Query rows per block.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Also if a row of ``Y_pred`` is all zeros (its rank is undefined).
+
+    Examples
+    --------
+    >>> from sklearn_latent.metrics import top_k_accuracy
+    >>> Y_true = [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]
+    >>> Y_pred = [[1.0, 0.1], [1.0, 0.5], [-1.0, -0.2]]
+    >>> round(top_k_accuracy(Y_pred, Y_true), 4), top_k_accuracy(Y_pred, Y_true, k=2)
+    (0.6667, 1.0)
+    """
+    Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "top_k_accuracy")
+    k = _check_k(k, 1, Y_pred.shape[0], f"top_k_accuracy on {Y_pred.shape[0]} samples")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "top_k_accuracy")
+    return _float((ranks <= k).sum()) / ranks.numel()
+
+
+def mean_reciprocal_rank(Y_pred, Y_true, *, batch_size=None):
+    """Mean reciprocal rank of each translated row's true target.
+
+    ``MRR = mean_i 1 / rank_i`` with ``rank_i`` as in :func:`top_k_accuracy`.
+    In (0, 1]; 1 when every true target is the most similar candidate.
+
+    Parameters
+    ----------
+    Y_pred : array-like or Tensor of shape (n_samples, d)
+        Translated points (queries).
+    Y_true : array-like or Tensor of shape (n_samples, d)
+        Their true embeddings (candidates).
+    batch_size : int or None, default=None
+        Query rows per block.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from sklearn_latent.metrics import mean_reciprocal_rank
+    >>> Y_true = [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]
+    >>> Y_pred = [[1.0, 0.1], [1.0, 0.5], [-1.0, -0.2]]
+    >>> round(mean_reciprocal_rank(Y_pred, Y_true), 4)   # ranks 1, 2, 1
+    0.8333
+    """
+    Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "mean_reciprocal_rank")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_reciprocal_rank")
+    return _float((1.0 / ranks.to(_F64)).mean())
+
+
+def mean_rank(Y_pred, Y_true, *, batch_size=None):
+    """Mean rank of each translated row's true target (1 is best; lower is better).
+
+    ``mean_i rank_i`` with ``rank_i`` as in :func:`top_k_accuracy`; about
+    ``(n + 1) / 2`` for unrelated points.
+
+    Parameters
+    ----------
+    Y_pred : array-like or Tensor of shape (n_samples, d)
+        Translated points (queries).
+    Y_true : array-like or Tensor of shape (n_samples, d)
+        Their true embeddings (candidates).
+    batch_size : int or None, default=None
+        Query rows per block.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from sklearn_latent.metrics import mean_rank
+    >>> Y_true = [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]
+    >>> Y_pred = [[1.0, 0.1], [1.0, 0.5], [-1.0, -0.2]]
+    >>> round(mean_rank(Y_pred, Y_true), 4)
+    1.3333
+    """
+    Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "mean_rank")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_rank")
+    return _float(ranks.to(_F64).mean())
