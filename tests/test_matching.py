@@ -133,8 +133,14 @@ def test_matcher_translates_like_a_translator_on_the_true_pairs(backend):
     truth = ProcrustesTranslator().fit(X[pairs[:, 0]], Y[np.argsort(perm)[pairs[:, 0]]])
     out = backend.to_numpy(matcher.transform(backend.asarray(X)))
     np.testing.assert_allclose(out, truth.transform(X), atol=1e-8)
-    # close to the planted map (standard scaling makes it not exactly orthogonal)
-    assert np.abs(out[perm] - Y).mean() < 0.1 * np.abs(Y - Y.mean(0)).mean()
+    assert _precision(pairs, perm) == 1.0
+    # Close to the planted map, up to what standard scaling on 60 anchors allows: each
+    # feature's std is estimated from 60 rows (relative error ~1/sqrt(2 * 60) = 0.09), so the
+    # map is not exactly the planted one.  Over 200 random draws of 60 true pairs the mean
+    # absolute error / spread is 0.094 (95th percentile 0.126, max 0.151; it depends on which
+    # 60 pairs, and BLAS kernels pick among near-ties: 0.095 with AVX2 kernels, 0.106 with AVX-512); 30
+    # pairs give 0.15 on average and a wrong pairing 1.46.  0.25 separates the two with margin.
+    assert np.abs(out[perm] - Y).mean() < 0.25 * np.abs(Y - Y.mean(0)).mean()
 
 
 # --------------------------------------------------------------------------
