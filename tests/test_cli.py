@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -230,7 +231,7 @@ BAD = [
      ["--model", "not a model file"]),
     ("translate out", lambda d: ["translate", "--source", p(d, "x.npy"), "--target",
                                  p(d, "x.npy"), "--apply", p(d, "new.npy"), "--out",
-                                 p(d, "o.txt")], {}, 1, ["must end in .npy or .pt"]),
+                                 p(d, "o.txt")], {}, 1, ["must end in .npy, .pt or .pth"]),
 ]
 
 
@@ -277,6 +278,192 @@ def test_help_documents_every_command_and_option(capsys):
     assert "--quick" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("sklearn-latent 0.")
+
+
+def test_help_is_wrapped_to_the_terminal(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in ([], ["demo"], ["evaluate"], ["translate"]):
+        assert main([*command, "--help"]) == 0
+        text = capsys.readouterr().out
+        long = [line for line in text.splitlines() if len(line) > 80]
+        assert not long, (command, long)
+    main(["translate", "--help"])
+    # the examples keep their lines (continued with a backslash)
+    assert "\n  sklearn-latent translate --model tr.skl" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------
+# warnings reach a shell; a failed command leaves nothing behind
+# --------------------------------------------------------------------------
+def _library_warnings(make, X, Y):
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        make().fit(X, Y)
+    return [" ".join(str(w.message).split()) for w in log]
+
+
+@pytest.mark.parametrize("method", ["orthogonal", "affine", "inverse"])
+def test_translate_prints_every_library_warning(files, tmp_path, capsys, method):
+    d, X, Y, *_ = files
+    idx = np.array([0, 1])   # 2 anchors cannot determine an 8-d map
+    np.save(tmp_path / "two.npy", idx)
+    if method == "inverse":
+        def make():
+            return RelativeTranslator(anchors=idx, n_anchors=None, random_state=0)
+    else:
+        def make():
+            return ProcrustesTranslator(method, anchors=idx, n_anchors=None)
+    expected = _library_warnings(make, X, Y)
+    if method == "orthogonal":
+        assert expected   # the library warns about the under-determined map
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a caller's filters do not hide them from a shell
+        code = main(["translate", "--source", p(d, "x.npy"), "--target", p(d, "y.npz"),
+                     "--anchors", str(tmp_path / "two.npy"), "--method", method,
+                     "--save-model", str(tmp_path / "m.skl")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for message in expected:
+        assert f"sklearn-latent: warning: {message}" in captured.err.splitlines(), captured.err
+
+
+def test_evaluate_prints_the_fits_warnings_and_writes_them_beside_the_csv(files, capsys):
+    d, *_ = files
+    out = d / "eval_warn"
+    # 5 anchors determine the 8-d orthogonal map on 4 dimensions only: every pair warns
+    code = main(["evaluate", "--space", f"x={p(d, 'x.npy')}", "--space", f"y={p(d, 'y.npz')}",
+                 "--labels", p(d, "labels.npy"), "--n-anchors", "5", "--method", "orthogonal",
+                 "--out", str(out), "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "results.attrs" not in captured.err
+    lines = [ln for ln in captured.err.splitlines() if ln.startswith("sklearn-latent: warning:")]
+    assert lines and all("determined on only" in ln for ln in lines), captured.err
+    assert "orthogonal x -> x" in lines[0]
+    written = (out / "warnings.txt").read_text().splitlines()
+    assert len(written) == 4   # one per (source, target) cell
+    assert all(ln.startswith("orthogonal ") and "determined on only" in ln for ln in written)
+    assert (out / "stitching.csv").is_file()
+
+
+def _listing(folder):
+    return sorted(os.listdir(folder))
+
+
+FAILING_TRANSLATE = [
+    ("out extension", ["--apply", "NEW", "--out", "OUT/o.txt"], ["must end in .npy"]),
+    ("apply width", ["--apply", "Z", "--out", "OUT/o.npy"], ["--apply", "has 6 features"]),
+    ("out folder", ["--apply", "NEW", "--out", "OUT/missing/o.npy"],
+     ["--out", "the folder", "missing' does not exist"]),
+    ("apply missing", ["--apply", "OUT/nope.npy", "--out", "OUT/o.npy"],
+     ["--apply", "does not exist"]),
+]
+
+
+@pytest.mark.parametrize("name, extra, fragments", FAILING_TRANSLATE,
+                         ids=[f[0] for f in FAILING_TRANSLATE])
+def test_failed_translate_leaves_nothing_behind(files, tmp_path, capsys, name, extra,
+                                                fragments):
+    d, *_ = files
+    extra = [a.replace("OUT", str(tmp_path)).replace("NEW", p(d, "new.npy"))
+             .replace("Z", p(d, "z.pt")) for a in extra]
+    before = _listing(tmp_path)
+    code = main(["translate", "--source", p(d, "x.npy"), "--target", p(d, "y.npz"),
+                 "--save-model", str(tmp_path / "m.skl"), *extra])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert_one_line_error(captured.err, *fragments)
+    assert _listing(tmp_path) == before   # no model, no translation, no temporary file
+
+
+def test_save_model_into_a_missing_folder_names_the_folder(files, tmp_path, capsys):
+    d, *_ = files
+    code = main(["translate", "--source", p(d, "x.npy"), "--target", p(d, "y.npz"),
+                 "--save-model", str(tmp_path / "nowhere" / "m.skl")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert_one_line_error(captured.err, "--save-model", "nowhere' does not exist")
+    assert ".tmp" not in captured.err
+
+
+def test_existing_outputs_are_refused_unless_overwrite(files, tmp_path, capsys):
+    d, X, Y, *_ = files
+    out, model = tmp_path / "o.npy", tmp_path / "m.skl"
+    out.write_bytes(b"keep me")
+    model.write_bytes(b"keep me too")
+    args = ["translate", "--source", p(d, "x.npy"), "--target", p(d, "y.npz"),
+            "--apply", p(d, "new.npy"), "--out", str(out), "--save-model", str(model)]
+    assert main(args) == 1
+    assert_one_line_error(capsys.readouterr().err, "--out", "already exists", "--overwrite")
+    assert out.read_bytes() == b"keep me" and model.read_bytes() == b"keep me too"
+    assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out), ProcrustesTranslator().fit(X, Y).transform(
+        X[:20] + 0.01), atol=1e-10)
+    assert type(load(model)) is ProcrustesTranslator
+    # an input file is never an output, even with --overwrite
+    code = main(["translate", "--source", p(d, "x.npy"), "--target", p(d, "y.npz"),
+                 "--apply", str(out), "--out", str(out), "--overwrite"])
+    assert code == 1
+    assert_one_line_error(capsys.readouterr().err, "--out", "is also an input file")
+
+
+@pytest.fixture(scope="module")
+def degenerate_files(files):
+    d, X, *_ = files
+    np.save(d / "constant.npy", np.ones_like(X))
+    np.save(d / "huge.npy", X * 1e300)
+    return d
+
+
+@pytest.mark.parametrize("source, target, fragments", [
+    ("x.npy", "constant.npy", ["--target", "constant.npy", "--source", "x.npy"]),
+    ("huge.npy", "x.npy", ["--source", "huge.npy"]),
+])
+def test_translate_errors_name_the_file(degenerate_files, tmp_path, capsys, source, target,
+                                        fragments):
+    d = degenerate_files
+    code = main(["translate", "--source", p(d, source), "--target", p(d, target),
+                 "--save-model", str(tmp_path / "m.skl")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert_one_line_error(captured.err, *fragments)
+    assert " X " not in captured.err and " y " not in captured.err
+    assert not (tmp_path / "m.skl").exists()
+
+
+def test_evaluate_reports_a_bad_space_and_evaluates_the_rest(degenerate_files, capsys):
+    d = degenerate_files
+    out = d / "eval_bad"
+    code = main(["evaluate", "--space", f"x={p(d, 'x.npy')}", "--space", f"c={p(d, 'constant.npy')}",
+                 "--space", f"y={p(d, 'y.npz')}", "--space", f"h={p(d, 'huge.npy')}",
+                 "--labels", p(d, "labels.npy"), "--n-anchors", "40",
+                 "--method", "orthogonal", "--out", str(out), "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 1   # a partial table: the command did not do all it was asked
+    errors = [ln for ln in captured.err.splitlines() if ln.startswith("sklearn-latent: error:")]
+    assert len(errors) == 2, captured.err
+    assert "--space c is left out" in errors[0] and "--space h is left out" in errors[1]
+    assert "Traceback" not in captured.err
+    res = pd.read_csv(out / "stitching.csv")
+    assert set(res.source) == set(res.target) == {"x", "y"}
+    acc = res.set_index(["source", "target"]).accuracy
+    assert acc["x", "y"] > 0.9   # the good spaces are evaluated as without the bad ones
+    notes = (out / "warnings.txt").read_text()
+    assert "--space c is left out" in notes and "--space h is left out" in notes
+
+
+def test_refused_pt_file_is_one_clean_line(tmp_path, capsys):
+    torch.save({"embeddings": torch.zeros(4, 3), "config": Refused()}, tmp_path / "obj.pt")
+    code = main(["translate", "--source", str(tmp_path / "obj.pt"), "--target",
+                 str(tmp_path / "obj.pt"), "--save-model", str(tmp_path / "m.skl")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert_one_line_error(captured.err, "--source", "obj.pt", "refused", "Refused")
+    assert "\x1b" not in captured.err and len(captured.err) < 250
+
+
+class Refused:
+    """A class that ``torch.load(weights_only=True)`` refuses."""
 
 
 # --------------------------------------------------------------------------
