@@ -395,40 +395,42 @@ def _write_outputs(results, folder, plot, out, notes=()):
         print(f"wrote {path}", file=out)
 
 
-def _report_warnings(messages, err):
-    """The per-cell warnings of ``stitching_matrix`` on stderr, one line per distinct text."""
+def _report_warnings(messages, err, written=False):
+    """The per-cell warnings of ``stitching_matrix`` on stderr: the first of each kind in
+    full (kinds differ by more than their numbers), then how many alike followed."""
     groups = {}
     for message in messages:
         cell, _, text = message.partition(": ")
-        groups.setdefault(text, []).append(cell)
-    for text, cells in groups.items():
-        where = ", ".join(cells[:3]) + (f" and {len(cells) - 3} more" if len(cells) > 3 else "")
-        print(f"{PROG}: warning: {where}: {_one_line(text)}", file=err)
+        groups.setdefault(re.sub(r"\d+", "#", text), []).append(message)
+    where = " (all of them in warnings.txt)" if written else ""
+    for alike in groups.values():
+        more = f" [and {len(alike) - 1} alike in other cells{where}]" if len(alike) > 1 else ""
+        print(f"{PROG}: warning: {_one_line(alike[0])}{more}", file=err)
 
 
-def _stitching(spaces, labels, **kwargs):
-    """``stitching_matrix`` with every per-cell warning printed on stderr."""
+def _stitching(spaces, labels, *, written=False, **kwargs):
+    """``stitching_matrix`` with its per-cell warnings printed on stderr."""
     from .stitching import stitching_matrix
 
     with warnings.catch_warnings():
-        # the summary points to results.attrs, out of a shell's reach: print each one instead
+        # the summary points to results.attrs, out of a shell's reach: print them instead
         warnings.filterwarnings("ignore", message=r".*warning\(s\) during the fits",
                                 category=UserWarning)
         results = stitching_matrix(spaces, labels, **kwargs)
-    _report_warnings(results.attrs["warnings"], sys.stderr)
+    _report_warnings(results.attrs["warnings"], sys.stderr, written)
     return results
 
 
 _SPACE_ERRORS = (ValueError, ArithmeticError, RuntimeError)
 
 
-def _stitching_each_space(spaces, labels, **kwargs):
+def _stitching_each_space(spaces, labels, *, written=False, **kwargs):
     """``_stitching`` of every usable space: a space whose own evaluation fails is reported
     (named) and left out; returns the results and ``{name: message}`` of those left out."""
     from .stitching import stitching_matrix
 
     try:
-        return _stitching(spaces, labels, **kwargs), {}
+        return _stitching(spaces, labels, written=written, **kwargs), {}
     except _SPACE_ERRORS as exc:
         if len(spaces) == 1:
             name = next(iter(spaces))
@@ -449,7 +451,7 @@ def _stitching_each_space(spaces, labels, **kwargs):
     for name, message in bad.items():
         print(f"{PROG}: error: --space {name} is left out: {message}", file=sys.stderr)
     good = {name: X for name, X in spaces.items() if name not in bad}
-    return _stitching(good, labels, **kwargs), bad
+    return _stitching(good, labels, written=written, **kwargs), bad
 
 
 def _evaluation_options(p):
@@ -510,8 +512,8 @@ def _cmd_demo(args, out):
     print(f"stitching {len(encoders)}x{len(encoders)} pairs with {', '.join(methods)} "
           f"({args.n_anchors} anchors, {len(data.test)} test digits) ...", file=out)
     results = _stitching(
-        data.spaces, data.target, methods=methods, split=(data.train, data.test),
-        anchors=args.anchor_strategy, n_anchors=args.n_anchors, random_state=args.seed,
+        data.spaces, data.target, written=True, methods=methods,
+        split=(data.train, data.test), anchors=args.anchor_strategy, n_anchors=args.n_anchors, random_state=args.seed,
         progress=args.progress,
     )
     print(f"  done in {time.perf_counter() - trained:.1f} s", file=out)
@@ -565,7 +567,8 @@ def _cmd_evaluate(args, out):
           f"on {n} samples with {', '.join(methods)} ...", file=out)
     start = time.perf_counter()
     results, left_out = _stitching_each_space(
-        spaces, labels, methods=methods, split=split, test_size=args.test_size,
+        spaces, labels, written=args.out is not None, methods=methods, split=split,
+        test_size=args.test_size,
         anchors=anchors, n_anchors=args.n_anchors, random_state=args.seed,
         progress=args.progress,
     )
@@ -722,7 +725,7 @@ def build_parser():
                     "different seeds and widths), evaluate zero-shot stitching between every "
                     "pair with every method, print the tables and write stitching.csv, "
                     "warnings.txt and stitching.png. About 20 s of one core's time "
-                    "(--quick: about 5 s).",
+                    "(--quick: a few seconds).",
     )
     demo.set_defaults(run=_cmd_demo)
     demo.add_argument("--out", default="sklearn-latent-demo", metavar="DIR",
