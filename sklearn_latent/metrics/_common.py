@@ -5,6 +5,7 @@ import numbers
 
 import torch
 
+from .. import functional as F
 from .._backend import (
     check_input,
     to_tensor,
@@ -68,6 +69,23 @@ def _check_k(k, low, high, what):
     if not low <= k <= high:
         raise ValueError(f"k={k} is out of range: {what} needs 1 <= k <= {high}.")
     return int(k)
+
+
+def _duplicate_groups(T, direction=False):
+    """Group id (n,) per row of a tensor: rows that are exact duplicates share an id.
+
+    ``direction=True`` groups rows with the same direction: each row is first
+    divided by a power of two near its largest |entry| (exact, elementwise),
+    so ``x`` and ``2 ** m * x`` fall in one group.  Bitwise comparison, sorted
+    by :func:`torch.unique` (O(n d log n)); never depends on row position.
+    Returns ``None`` when every row is distinct (the common case).
+    """
+    C = T.detach()
+    if direction:
+        C = C / F._row_scale(C)
+    C = C + 0.0  # -0.0 and 0.0 compare equal but differ bitwise
+    groups, inverse = torch.unique(C, dim=0, return_inverse=True)
+    return None if groups.shape[0] == T.shape[0] else inverse
 
 
 def _check_constant(T, name, func):

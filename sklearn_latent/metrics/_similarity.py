@@ -20,6 +20,7 @@ from ._common import (
     _check_constant,
     _check_k,
     _check_pair,
+    _duplicate_groups,
     _float,
     _gram_scale,
     _max_abs,
@@ -59,7 +60,8 @@ def linear_cka(X, Y):
     Raises
     ------
     ValueError
-        If the row counts differ, ``n < 2``, or either space is constant
+        If the row counts differ, ``n < 3`` (two centered points are always
+        aligned: any two spaces would score 1), or either space is constant
         (zero variance: CKA is undefined).
 
     See Also
@@ -85,7 +87,9 @@ def linear_cka(X, Y):
     0.2815
     """
     # Each input stays in its own kind and dtype; blocks are converted on the fly.
-    X, Y, dev = _check_pair(X, Y, ("X", "Y"), "linear_cka", convert=False)
+    X, Y, dev = _check_pair(
+        X, Y, ("X", "Y"), "linear_cka", min_samples=3, convert=False
+    )
     n = X.shape[0]
     _check_constant(X, "X", "linear_cka")
     _check_constant(Y, "Y", "linear_cka")
@@ -218,7 +222,7 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     Raises
     ------
     ValueError
-        If the row counts differ, ``n < 2``, either space is constant, or a
+        If the row counts differ, ``n < 3``, either space is constant, or a
         kernel is constant up to rounding (``sigma`` far larger than the
         distances).
 
@@ -245,7 +249,7 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
     """
     sigmas = _check_sigma(sigma)
     batch_size = check_batch_size(batch_size)
-    X, Y = _check_pair(X, Y, ("X", "Y"), "rbf_cka", dtype=_F64)
+    X, Y = _check_pair(X, Y, ("X", "Y"), "rbf_cka", min_samples=3, dtype=_F64)
     n = X.shape[0]
     # K only depends on ||x_i - x_j|| / sigma: data whose squared distances would
     # leave float64's range are divided by a power of two (exact), sigma with them.
@@ -312,30 +316,64 @@ def rbf_cka(X, Y, *, sigma=None, batch_size=None):
 # --------------------------------------------------------------------------
 # nearest-neighbour agreement
 # --------------------------------------------------------------------------
-def _knn(T, k, metric, step):
-    """Indices (n, k) of each row's k nearest other rows (self excluded)."""
+def _knn(T, k, metric, step, name="X", func="mutual_knn_alignment"):
+    """Indices (n, k) of each row's k nearest other rows (self excluded).
+
+    Raises when ties in the data make a neighbourhood undefined: an all-zero
+    row under ``cosine``/``angular``/``dot`` (equally similar to every row),
+    or a row whose k-th and (k+1)-th neighbours are duplicates of each other
+    (equal rows; for cosine and angular, rows of the same direction up to a
+    power of two), so which one is in the neighbourhood is pure tie-breaking.
+    Detected exactly (a sort of the rows) at the cost of one more neighbour.
+    """
     n = T.shape[0]
+    if metric in F.SIMILARITIES + ("angular",):
+        zero = ~(T != 0).any(dim=1)
+        if bool(zero.any()):
+            where = torch.nonzero(zero).reshape(-1)[:5].tolist()
+            raise ValueError(
+                f"{func}: {name} has {int(zero.sum())} all-zero row(s) (first: {where}); "
+                f"under metric={metric!r} they are equally similar to every row, so their "
+                "neighbourhoods are undefined."
+            )
+    groups = _duplicate_groups(T, direction=metric in ("cosine", "angular"))
+    kk = k + 1 if groups is not None and k + 1 < n else k
     project = F._relative_projector(T, metric)
     largest = metric in F.SIMILARITIES
     fill = -math.inf if largest else math.inf
-    out = torch.empty((n, k), dtype=torch.long, device=T.device)
+    out = torch.empty((n, kk), dtype=torch.long, device=T.device)
     for start in range(0, n, step):
         stop = min(start + step, n)
         i = torch.arange(stop - start, device=T.device)
         S = project(T[start:stop])
         S[i, i + start] = fill
-        out[start:stop] = torch.topk(S, k, dim=1, largest=largest, sorted=False).indices
+        out[start:stop] = torch.topk(S, kk, dim=1, largest=largest, sorted=kk > k).indices
+    if kk > k:
+        tied = groups[out[:, k - 1]] == groups[out[:, k]]
+        if bool(tied.any()):
+            where = torch.nonzero(tied).reshape(-1)[:5].tolist()
+            raise ValueError(
+                f"{func}: {name} has duplicate rows that tie for the k-th nearest neighbour "
+                f"of {int(tied.sum())} row(s) (first: {where}; k={k}), so those "
+                "neighbourhoods are undefined. Remove the duplicate rows or change k."
+            )
+        out = out[:, :k]
     return out
 
 
 def _knn_overlap(X, Y, k, metric, batch_size, func):
     """Per-row size of the intersection of the two k-nearest-neighbour sets."""
     metric = check_option(metric, "metric", KNN_METRICS)
-    k = _check_k(k, 1, X.shape[0] - 1, f"{func} on {X.shape[0]} samples (self excluded)")
+    k = _check_k(
+        k, 1, X.shape[0] - 2,
+        f"{func} on {X.shape[0]} samples (self excluded, and k = n - 1 takes every row)",
+    )
     batch_size = check_batch_size(batch_size)
+    _check_constant(X, "X", func)
+    _check_constant(Y, "Y", func)
     step = _step(X.shape[0], batch_size)
-    nx = _knn(X, k, metric, step)
-    ny = _knn(Y, k, metric, step)
+    nx = _knn(X, k, metric, step, "X", func)
+    ny = _knn(Y, k, metric, step, "Y", func)
     common = torch.empty(X.shape[0], dtype=_F64, device=X.device)
     rows = max(1, _BLOCK_ELEMENTS // (k * k))
     for start in range(0, X.shape[0], rows):
@@ -352,8 +390,10 @@ def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
     the k rows of ``X`` nearest to row i (row i itself excluded) under
     ``metric`` (Huh et al. 2024).  In [0, 1]; about ``k / (n - 1)`` for
     unrelated spaces.  Neighbours are found by row blocks of the similarity
-    matrix (memory O(block * n)); ties between equally near rows are broken
-    arbitrarily.
+    matrix (memory O(block * n)).  Where the data make a neighbourhood
+    undefined (a constant space, all-zero rows under a cosine or dot metric,
+    duplicate rows tied for the k-th place) it raises instead of letting
+    tie-breaking decide the score.
 
     Parameters
     ----------
@@ -362,7 +402,8 @@ def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
     Y : array-like or Tensor of shape (n_samples, d_y)
         Second space, rows paired with ``X``'s.
     k : int, default=10
-        Neighbourhood size, ``1 <= k <= n - 1``.
+        Neighbourhood size, ``1 <= k <= n - 2`` (with ``k = n - 1`` every
+        neighbourhood is every other row and any two spaces score 1).
     metric : str, default="cosine"
         One of ``"cosine"``, ``"angular"``, ``"dot"`` (largest = nearest),
         ``"euclidean"``, ``"l1"``, ``"linf"`` (smallest = nearest), computed by
@@ -374,6 +415,12 @@ def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
     Returns
     -------
     float
+
+    Raises
+    ------
+    ValueError
+        If the row counts differ, ``k`` is out of range, either space is
+        constant, or ties in the data make a neighbourhood undefined.
 
     See Also
     --------
@@ -396,7 +443,7 @@ def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
     >>> mutual_knn_alignment(X, rng.normal(size=(200, 16)), k=5) < 0.1
     True
     """
-    X, Y = _check_pair(X, Y, ("X", "Y"), "mutual_knn_alignment")
+    X, Y = _check_pair(X, Y, ("X", "Y"), "mutual_knn_alignment", min_samples=3)
     common, k = _knn_overlap(X, Y, k, metric, batch_size, "mutual_knn_alignment")
     return _float(common.mean() / k)
 
@@ -416,7 +463,8 @@ def knn_jaccard(X, Y, *, k=10, metric="cosine", batch_size=None):
     Y : array-like or Tensor of shape (n_samples, d_y)
         Second space, rows paired with ``X``'s.
     k : int, default=10
-        Neighbourhood size, ``1 <= k <= n - 1``.
+        Neighbourhood size, ``1 <= k <= n - 2`` (with ``k = n - 1`` every
+        neighbourhood is every other row and any two spaces score 1).
     metric : str, default="cosine"
         As in :func:`mutual_knn_alignment`.
     batch_size : int or None, default=None
@@ -438,6 +486,6 @@ def knn_jaccard(X, Y, *, k=10, metric="cosine", batch_size=None):
     >>> knn_jaccard(X, 2.0 * X + 1.0, k=5, metric="euclidean")
     1.0
     """
-    X, Y = _check_pair(X, Y, ("X", "Y"), "knn_jaccard")
+    X, Y = _check_pair(X, Y, ("X", "Y"), "knn_jaccard", min_samples=3)
     common, k = _knn_overlap(X, Y, k, metric, batch_size, "knn_jaccard")
     return _float((common / (2 * k - common)).mean())
