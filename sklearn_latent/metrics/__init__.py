@@ -28,18 +28,26 @@ from ._retrieval import (
     top_k_accuracy,
 )
 from ._scorers import get_scorer, get_scorer_names, make_stitching_scorer
-from ._similarity import knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
+from ._shape import procrustes_distance, pwcca, shape_distance, svcca
+from ._similarity import cknna, knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
+from ._spectral import laplacian_eigenvalue_distance
 
 __all__ = [
     "get_scorer",
+    "cknna",
     "get_scorer_names",
     "knn_jaccard",
+    "laplacian_eigenvalue_distance",
     "linear_cka",
     "make_stitching_scorer",
     "mean_rank",
     "mean_reciprocal_rank",
     "mutual_knn_alignment",
     "paired_cosine_similarity",
+    "procrustes_distance",
+    "pwcca",
     "rbf_cka",
+    "shape_distance",
+    "svcca",
     "top_k_accuracy",
 ]
