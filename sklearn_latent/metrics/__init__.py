@@ -20,6 +20,7 @@ computes where the first tensor argument lives (numpy: CPU), never forms an
 ``n x n`` matrix at once, and returns a Python float.
 """
 
+from ._calibration import MEASURES, CalibratedScore, calibrate
 from ._common import KNN_METRICS  # noqa: F401
 from ._retrieval import (
     mean_rank,
@@ -33,6 +34,9 @@ from ._similarity import cknna, knn_jaccard, linear_cka, mutual_knn_alignment, r
 from ._spectral import laplacian_eigenvalue_distance
 
 __all__ = [
+    "MEASURES",
+    "CalibratedScore",
+    "calibrate",
     "get_scorer",
     "cknna",
     "get_scorer_names",
