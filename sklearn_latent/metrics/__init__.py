@@ -22,6 +22,7 @@ computes where the first tensor argument lives (numpy: CPU), never forms an
 
 from ._calibration import MEASURES, CalibratedScore, calibrate
 from ._common import KNN_METRICS  # noqa: F401
+from ._matrix import plot_similarity_matrix, similarity_matrix
 from ._retrieval import (
     mean_rank,
     mean_reciprocal_rank,
@@ -48,10 +49,12 @@ __all__ = [
     "mean_reciprocal_rank",
     "mutual_knn_alignment",
     "paired_cosine_similarity",
+    "plot_similarity_matrix",
     "procrustes_distance",
     "pwcca",
     "rbf_cka",
     "shape_distance",
+    "similarity_matrix",
     "svcca",
     "top_k_accuracy",
 ]
