@@ -8,6 +8,9 @@
 ``translate``
     Fits a translator on parallel anchors and translates new embeddings;
     fitted translators can be saved and loaded.
+``compare``
+    Similarity of embedding spaces (CKA, CKNNA, shape metrics, ...), optionally
+    calibrated against a permutation null (``sklearn_latent/_cli/compare.py``).
 
 Run ``sklearn-latent COMMAND --help`` for the options.  Errors are one line on
 stderr (``sklearn-latent: error: ...``); the exit status is 2 for a wrong
@@ -588,6 +591,9 @@ def build_parser():
     tr.add_argument("--save-model", metavar="FILE", help="save the fitted translator")
     tr.add_argument("--apply", metavar="FILE", help="source embeddings to translate")
     tr.add_argument("--out", metavar="FILE", help="where to write the translation (.npy or .pt)")
+    from ._cli import compare
+
+    compare.add_parser(sub)
     return parser
 
 
@@ -609,7 +615,10 @@ def main(argv=None):
         return 2
     except SystemExit as exc:  # --help and --version
         return 0 if exc.code is None else int(exc.code)
-    command = {"demo": _cmd_demo, "evaluate": _cmd_evaluate, "translate": _cmd_translate}
+    from ._cli import compare
+
+    command = {"demo": _cmd_demo, "evaluate": _cmd_evaluate, "translate": _cmd_translate,
+               "compare": compare.run}
     with warnings.catch_warnings():
         warnings.showwarning = _warning_printer(err)
         try:

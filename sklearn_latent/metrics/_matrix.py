@@ -77,7 +77,7 @@ def _cell(a, b, X, Y, name, func, n_permutations, random_state, params, errors):
     except (ValueError, TypeError) as exc:
         if errors == "raise":
             raise
-        out.update(score=np.nan, error=f"{type(exc).__name__}: {exc}")
+        out.update(score=np.nan, error=f"{type(exc).__name__}: {exc} (X = {a!r}, Y = {b!r})")
     return out
 
 
