@@ -82,8 +82,10 @@ def shape_distance(X, Y, *, alpha=1.0, kind="angular"):
     Both are metrics (symmetric, triangle inequality), 0 for identical
     spaces.  Invariances: translation and orthogonal maps of either space
     (any ``alpha``); ``alpha = 0`` (CCA-like) also every invertible linear
-    map; ``kind="angular"`` also isotropic scaling.  Not invariant to
-    anisotropic scaling for ``alpha > 0``, nor to non-linear maps.  Computed
+    map; ``kind="angular"`` also isotropic scaling when ``alpha`` is 0 or 1
+    (for ``0 < alpha < 1`` the mix of raw and whitened data depends on the
+    scale, as in the paper).  Not invariant to anisotropic scaling for
+    ``alpha > 0``, nor to non-linear maps.  Computed
     in feature space (O(n d^2), see module notes); zero-padding never
     materializes (the nuclear norm of the rectangular cross term is the same).
 
