@@ -211,9 +211,9 @@ def main(argv=None):
         args.n, args.d, args.knn_n, args.calib_n, args.perms = 5000, 64, 2000, 2000, 10
         args.knn_d = 32
     out = args.out
+    cmd = shlex.join(sys.argv[1:] if argv is None else argv)
     emit(f"\n### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
-         f"`python benchmarks/bench_similarity.py {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
-         out)
+         f"`python benchmarks/bench_similarity.py {cmd}`\n", out)
     emit(f"Machine: {machine_description()}; load average {os.getloadavg()[0]:.1f} at the start.",
          out)
     parts = args.parts.split(",")

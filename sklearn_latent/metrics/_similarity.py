@@ -9,7 +9,6 @@ from .. import functional as F
 from .._backend import (
     check_batch_size,
     check_option,
-    to_tensor,
 )
 from ._common import (
     _BLOCK_ELEMENTS,
@@ -28,7 +27,6 @@ from ._common import (
     _float,
     _gram_scale,
     _max_abs,
-    _shifted_block,
     _step,
 )
 
