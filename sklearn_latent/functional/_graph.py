@@ -87,10 +87,15 @@ def knn_graph_laplacian(X, k=10, *, metric="cosine", normalized=True, batch_size
     -------
     scipy.sparse.csr_array of shape (n, n), float64
     """
+    idx, _ = knn_search(X, k, metric, batch_size=batch_size)
+    return _knn_laplacian(idx, normalized)
+
+
+def _knn_laplacian(idx, normalized):
+    """The Laplacian of the symmetrized graph of neighbour lists ``idx`` (n, k)."""
     import scipy.sparse as sp
 
-    n = X.shape[0]
-    idx, _ = knn_search(X, k, metric, batch_size=batch_size)
+    n, k = idx.shape
     rows = np.repeat(np.arange(n), k)
     cols = idx.cpu().numpy().reshape(-1)
     W = sp.csr_array((np.ones(rows.size), (rows, cols)), shape=(n, n))

@@ -12,15 +12,11 @@ from ._similarity import _knn
 
 
 def _graph_spectrum(T, name, k, metric, n_eigenvalues, batch_size):
-    import scipy.sparse as sp
+    from ..functional._graph import _knn_laplacian
 
-    n = T.shape[0]
     _check_constant(T, name, "laplacian_eigenvalue_distance")
-    idx = _knn(T, k, metric, _step(n, batch_size), name, "laplacian_eigenvalue_distance")
-    rows = np.repeat(np.arange(n), k)
-    W = sp.csr_array((np.ones(rows.size), (rows, idx.cpu().numpy().reshape(-1))), shape=(n, n))
-    W = ((W + W.T) > 0).astype(np.float64)
-    L = sp.csr_array(sp.diags_array(np.asarray(W.sum(axis=1)).reshape(-1)) - W)
+    idx = _knn(T, k, metric, _step(T.shape[0], batch_size), name, "laplacian_eigenvalue_distance")
+    L = _knn_laplacian(idx, normalized=False)
     return F.laplacian_eigenpairs(L, n_eigenvalues, which="largest")[0][::-1]
 
 
