@@ -8,6 +8,9 @@
 ``translate``
     Fits a translator on parallel anchors and translates new embeddings;
     fitted translators can be saved and loaded.
+``compare``
+    Similarity of embedding spaces (CKA, CKNNA, shape metrics, ...), optionally
+    calibrated against a permutation null (``sklearn_latent/_cli/compare.py``).
 
 Run ``sklearn-latent COMMAND --help`` for the options.  Errors are one line on
 stderr (``sklearn-latent: error: ...``); the exit status is 2 for a wrong
@@ -42,7 +45,7 @@ FORMATS = (".npy", ".npz", ".pt", ".pth")
 TRANSLATE_METHODS = ("orthogonal", "scaled", "linear", "affine", "inverse", "inverse-pruned")
 DEFAULT_METHODS = ("absolute", "relative", "orthogonal")
 #: modules of ``sklearn_latent._cli`` that add a subcommand (``add_parser``, ``run``)
-CLI_MODULES = ()
+CLI_MODULES = ("compare",)
 
 
 class UsageError(Exception):

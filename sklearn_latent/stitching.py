@@ -641,8 +641,8 @@ def _pair_similarity(similarity, source, target, X_test, cache):
         key = (name, *sorted((source, target)))
         if key not in cache:
             X, Y = X_test[source], X_test[target]
-            # k = 10 neighbours, fewer on tiny test sets (k <= n - 1)
-            kw = {"k": min(10, X.shape[0] - 1)} if name in ("mutual_knn", "knn_jaccard") else {}
+            # k = 10 neighbours, fewer on tiny test sets (k <= n - 2: k = n - 1 takes every row)
+            kw = {"k": min(10, X.shape[0] - 2)} if name in ("mutual_knn", "knn_jaccard") else {}
             cache[key] = SIMILARITIES[name](X, Y, **kw)
         out[name] = cache[key]
     return out

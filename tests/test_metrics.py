@@ -267,7 +267,7 @@ def test_self_is_excluded_from_the_neighbourhood():
     Y = np.array([[0.0], [1.0], [7.0], [3.0]])
     # euclidean 1-NN: X: 0->1, 1->0, 2->1, 3->2 ; Y: 0->1, 1->0, 2->3, 3->1
     assert mutual_knn_alignment(X, Y, k=1, metric="euclidean") == 0.5
-    assert mutual_knn_alignment(X, X, k=3, metric="euclidean") == 1.0
+    assert mutual_knn_alignment(X, X, k=2, metric="euclidean") == 1.0
 
 
 def test_retrieval_matches_brute_force(backend):
@@ -356,9 +356,107 @@ def test_rbf_sigma_pair_and_duplicates():
 @pytest.mark.parametrize("f", ALL, ids=lambda f: f.__name__)
 def test_one_sample_raises(backend, f):
     X = backend.asarray([[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="at least 2 paired samples; got 1"):
+    need = 2 if f in RETRIEVAL else 3
+    with pytest.raises(ValueError, match=f"at least {need} paired samples; got 1"):
         f(X, X)
     assert paired_cosine_similarity(X, X) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("f", [linear_cka, rbf_cka, mutual_knn_alignment, knn_jaccard],
+                         ids=lambda f: f.__name__)
+def test_two_samples_raise(backend, f):
+    # two centered points are always aligned: any two spaces would score 1
+    rng = np.random.default_rng(0)
+    X, Y = backend.asarray(rng.normal(size=(2, 3))), backend.asarray(rng.normal(size=(2, 4)))
+    with pytest.raises(ValueError, match="at least 3 paired samples; got 2"):
+        f(X, Y)
+
+
+@pytest.mark.parametrize("f", [mutual_knn_alignment, knn_jaccard], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "l1"])
+def test_knn_degenerate_spaces_raise(backend, f, metric):
+    # constant spaces used to score 1.0 / 0.98 by tie-breaking alone
+    with pytest.raises(ValueError, match="X is constant.*zero variance"):
+        f(backend.asarray(np.ones((50, 3))), backend.asarray(2 * np.ones((50, 5))), k=5,
+          metric=metric)
+    X = np.random.default_rng(1).normal(size=(40, 3))
+    with pytest.raises(ValueError, match="Y is constant"):
+        f(backend.asarray(X), backend.asarray(np.full((40, 2), 3.0)), k=5, metric=metric)
+    # duplicates tied for the k-th place: which one is a neighbour is undefined
+    # (for cosine, 2 * x is a duplicate of x)
+    D = X.copy()
+    D[7] = 2.0 * D[5] if metric == "cosine" else D[5]
+    places = _places(D, 5, 7, metric)
+    tie_k = min(places)
+    with pytest.raises(ValueError, match=r"Y has duplicate rows that tie for the k-th"):
+        f(backend.asarray(X), backend.asarray(D), k=tie_k, metric=metric)
+    # duplicates never at the k-th place: the score is defined
+    ok_k = min(set(range(1, 39)) - places)
+    assert 0.0 <= f(backend.asarray(X), backend.asarray(D), k=ok_k, metric=metric) <= 1.0
+
+
+def _places(T, a, b, metric):
+    """Places k at which duplicate rows a and b tie: a is the k-th neighbour of some row."""
+    if metric == "cosine":
+        Z = T / np.linalg.norm(T, axis=1, keepdims=True)
+        D = -(Z @ Z.T)
+    elif metric == "euclidean":
+        D = _sq_dist(T)
+    else:
+        D = np.abs(T[:, None] - T[None]).sum(-1)
+    out = set()
+    for q in range(len(T)):
+        if q in (a, b):
+            continue
+        order = [j for j in np.argsort(D[q], kind="stable") if j not in (q, b)]
+        out.add(order.index(a) + 1)
+    return out
+
+
+@pytest.mark.parametrize("f", [mutual_knn_alignment, knn_jaccard], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("metric", ["cosine", "dot", "angular"])
+def test_knn_zero_rows_raise_under_cosine(f, metric):
+    X = np.random.default_rng(2).normal(size=(30, 4))
+    Z = X.copy()
+    Z[3] = 0.0
+    with pytest.raises(ValueError, match=r"X has 1 all-zero row\(s\) \(first: \[3\]\)"):
+        f(Z, X, k=4, metric=metric)
+    assert f(Z, X, k=4, metric="euclidean") > 0.0
+
+
+def test_retrieval_duplicate_targets_tie_in_favour(backend):
+    # a GEMM rounds two identical columns differently: duplicates used to rank above
+    Y = np.random.default_rng(0).normal(size=(50, 6))
+    Y[49] = Y[0]
+    Yb = backend.asarray(Y)
+    assert top_k_accuracy(Yb, Yb) == 1.0
+    assert mean_reciprocal_rank(Yb, Yb) == 1.0 and mean_rank(Yb, Yb) == 1.0
+    # a constant Y_true: every candidate is the true target
+    P = backend.asarray(np.random.default_rng(1).normal(size=(50, 6)))
+    C = backend.asarray(np.ones((50, 6)))
+    assert top_k_accuracy(P, C) == 1.0 and mean_rank(P, C) == 1.0
+    assert mean_reciprocal_rank(P, C) == 1.0
+    # positive multiples are duplicates after normalization, wherever they stand
+    M = np.random.default_rng(2).normal(size=(40, 5))
+    M[[3, 30, 17]] = [3.0 * M[9], 0.5 * M[22], 7.0 * M[1]]
+    for batch_size in (None, 4):
+        for dtype in (np.float64, np.float32):
+            Mb = backend.asarray(M.astype(dtype))
+            assert top_k_accuracy(Mb, Mb, batch_size=batch_size) == 1.0
+            assert mean_rank(Mb, Mb, batch_size=batch_size) == 1.0
+    # a negative multiple is not a duplicate: it is the farthest candidate
+    T = np.random.default_rng(3).normal(size=(30, 5))
+    T[0] = -T[1]
+    P = T.copy()
+    P[1] = T[0]  # query 1 points at -T[1]: its true target is the least similar
+    assert mean_rank(backend.asarray(P), backend.asarray(T)) == pytest.approx((29 + 30) / 30)
+
+
+def test_retrieval_distinct_targets_still_rank_above():
+    # exact ties only: a different target that is more similar still ranks above
+    T = np.array([[1.0, 0.0], [1.0, 1e-3], [0.0, 1.0]])
+    P = np.array([[1.0, 2e-3], [1.0, 1e-3], [0.0, 1.0]])
+    assert top_k_accuracy(P, T) == pytest.approx(2 / 3) and mean_rank(P, T) == pytest.approx(4 / 3)
 
 
 @pytest.mark.parametrize("f", ALL + [paired_cosine_similarity], ids=lambda f: f.__name__)
@@ -387,9 +485,9 @@ def test_constant_space_raises(backend, f):
 @pytest.mark.parametrize("f", [mutual_knn_alignment, knn_jaccard], ids=lambda f: f.__name__)
 def test_knn_bad_k_and_metric(backend, f):
     X = backend.asarray(np.random.default_rng(0).normal(size=(6, 3)))
-    assert 0.0 <= f(X, X, k=5) <= 1.0  # n - 1 is the largest k
-    for k in (6, 0, -1):
-        with pytest.raises(ValueError, match=rf"k={k} is out of range.*1 <= k <= 5"):
+    assert 0.0 <= f(X, X, k=4) <= 1.0  # n - 2 is the largest k
+    for k in (5, 6, 0, -1):
+        with pytest.raises(ValueError, match=rf"k={k} is out of range.*1 <= k <= 4"):
             f(X, X, k=k)
     for k in (2.0, True, "3"):
         with pytest.raises(TypeError, match="k must be an int"):

@@ -276,7 +276,7 @@ def test_tiny_test_sets_use_fewer_neighbours():
     sp, labels = labelled_spaces(24)
     res = stitching_matrix(sp, labels, methods="orthogonal", n_anchors=10, random_state=0,
                            similarity=("mutual_knn", "knn_jaccard"))
-    assert len(res.attrs["test"]) == 7  # k = 6 neighbours instead of 10
+    assert len(res.attrs["test"]) == 7  # k = 5 neighbours instead of 10 (k = 6 would take every row)
     assert cell(res, "orthogonal", "x", "z", "mutual_knn") == pytest.approx(1.0)
 
 

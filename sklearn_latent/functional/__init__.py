@@ -1258,3 +1258,8 @@ def sinkhorn(S, epsilon=0.05, n_iter=100, tol=1e-6):
             if float((row - log_a.exp()).abs().sum()) < tol:
                 break
     return (logK + f[:, None] + g[None, :]).exp().to(S.dtype)
+
+
+from ._graph import knn_graph_laplacian, knn_search, laplacian_eigenpairs  # noqa: E402
+
+__all__ += ["knn_graph_laplacian", "knn_search", "laplacian_eigenpairs"]

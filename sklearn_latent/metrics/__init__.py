@@ -20,7 +20,9 @@ computes where the first tensor argument lives (numpy: CPU), never forms an
 ``n x n`` matrix at once, and returns a Python float.
 """
 
+from ._calibration import MEASURES, CalibratedScore, calibrate
 from ._common import KNN_METRICS  # noqa: F401
+from ._matrix import plot_similarity_matrix, similarity_matrix
 from ._retrieval import (
     mean_rank,
     mean_reciprocal_rank,
@@ -28,18 +30,31 @@ from ._retrieval import (
     top_k_accuracy,
 )
 from ._scorers import get_scorer, get_scorer_names, make_stitching_scorer
-from ._similarity import knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
+from ._shape import procrustes_distance, pwcca, shape_distance, svcca
+from ._similarity import cknna, knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
+from ._spectral import laplacian_eigenvalue_distance
 
 __all__ = [
+    "MEASURES",
+    "CalibratedScore",
+    "calibrate",
     "get_scorer",
+    "cknna",
     "get_scorer_names",
     "knn_jaccard",
+    "laplacian_eigenvalue_distance",
     "linear_cka",
     "make_stitching_scorer",
     "mean_rank",
     "mean_reciprocal_rank",
     "mutual_knn_alignment",
     "paired_cosine_similarity",
+    "plot_similarity_matrix",
+    "procrustes_distance",
+    "pwcca",
     "rbf_cka",
+    "shape_distance",
+    "similarity_matrix",
+    "svcca",
     "top_k_accuracy",
 ]

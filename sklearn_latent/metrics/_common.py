@@ -5,6 +5,7 @@ import numbers
 
 import torch
 
+from .. import functional as F
 from .._backend import (
     check_input,
     to_tensor,
@@ -70,6 +71,23 @@ def _check_k(k, low, high, what):
     return int(k)
 
 
+def _duplicate_groups(T, direction=False):
+    """Group id (n,) per row of a tensor: rows that are exact duplicates share an id.
+
+    ``direction=True`` groups rows with the same direction: each row is first
+    divided by a power of two near its largest |entry| (exact, elementwise),
+    so ``x`` and ``2 ** m * x`` fall in one group.  Bitwise comparison, sorted
+    by :func:`torch.unique` (O(n d log n)); never depends on row position.
+    Returns ``None`` when every row is distinct (the common case).
+    """
+    C = T.detach()
+    if direction:
+        C = C / F._row_scale(C)
+    C = C + 0.0  # -0.0 and 0.0 compare equal but differ bitwise
+    groups, inverse = torch.unique(C, dim=0, return_inverse=True)
+    return None if groups.shape[0] == T.shape[0] else inverse
+
+
 def _check_constant(T, name, func):
     """Raise when every row of ``T`` equals the first (zero variance).
 
@@ -128,3 +146,119 @@ def _shifted_block(T, start, stop, shift, scale):
     """
     out = torch.sub(to_tensor(T[start:stop], shift.device, _F64), shift)
     return out if scale == 1.0 else out.div_(scale)
+
+
+# --------------------------------------------------------------------------
+# feature-space statistics (one pass over row blocks, float64)
+# --------------------------------------------------------------------------
+class _Stats:
+    """Cross products of two shifted spaces ``X' = (X - c_x) / s``, ``Y'`` likewise.
+
+    ``xx = X'^T X'``, ``yy``, ``xy``; ``sx``, ``sy`` the column sums; with
+    ``rows=True`` also ``rows = (a, b, X'^T a, X'^T b, Y'^T a, Y'^T b)``
+    with ``a``, ``b`` the squared row norms of ``X'``, ``Y'`` (the unbiased
+    HSIC's diagonal terms).  The shift is the
+    first block's mean (float64 accuracy on data with large offsets); every
+    measure built on these is translation invariant, so the shift never
+    shows.  ``centered()`` gives ``Xc^T Xc`` etc. of the column-centered data.
+    """
+
+    def __init__(self, n, xx, yy, xy, sx, sy, rows=None):
+        self.n, self.xx, self.yy, self.xy, self.sx, self.sy = n, xx, yy, xy, sx, sy
+        # a, b, X'^T a, X'^T b, Y'^T a, Y'^T b
+        self.rows = rows
+
+    def centered(self):
+        n = self.n
+        return (
+            self.xx - torch.outer(self.sx, self.sx) / n,
+            self.yy - torch.outer(self.sy, self.sy) / n,
+            self.xy - torch.outer(self.sx, self.sy) / n,
+        )
+
+
+def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka"):
+    """:class:`_Stats` of two validated inputs (numpy or tensors, converted by blocks)."""
+    n = X.shape[0]
+    _check_constant(X, names[0], func)
+    _check_constant(Y, names[1], func)
+    x_scale, y_scale = _gram_scale(_max_abs(X)), _gram_scale(_max_abs(Y))
+    step = _step(X.shape[1] + Y.shape[1])
+    x_shift = to_tensor(X[:step], dev, _F64).mean(dim=0)
+    y_shift = to_tensor(Y[:step], dev, _F64).mean(dim=0)
+    dx, dy = X.shape[1], Y.shape[1]
+    xx = torch.zeros((dx, dx), dtype=_F64, device=dev)
+    yy = torch.zeros((dy, dy), dtype=_F64, device=dev)
+    xy = torch.zeros((dx, dy), dtype=_F64, device=dev)
+    sx = torch.zeros(dx, dtype=_F64, device=dev)
+    sy = torch.zeros(dy, dtype=_F64, device=dev)
+    if rows:
+        a = torch.empty(n, dtype=_F64, device=dev)
+        b = torch.empty(n, dtype=_F64, device=dev)
+        vx = torch.zeros((dx, 2), dtype=_F64, device=dev)  # X'^T [a, b]
+        vy = torch.zeros((dy, 2), dtype=_F64, device=dev)  # Y'^T [a, b]
+    for start in range(0, n, step):
+        xb_ = _shifted_block(X, start, start + step, x_shift, x_scale)
+        yb_ = _shifted_block(Y, start, start + step, y_shift, y_scale)
+        xx.addmm_(xb_.T, xb_)
+        yy.addmm_(yb_.T, yb_)
+        xy.addmm_(xb_.T, yb_)
+        sx += xb_.sum(dim=0)
+        sy += yb_.sum(dim=0)
+        if rows:
+            stop = start + xb_.shape[0]
+            a[start:stop] = xb_.square().sum(dim=1)
+            b[start:stop] = yb_.square().sum(dim=1)
+            ab = torch.stack((a[start:stop], b[start:stop]), dim=1)
+            vx.addmm_(xb_.T, ab)
+            vy.addmm_(yb_.T, ab)
+    if not rows:
+        return _Stats(n, xx, yy, xy, sx, sy)
+    return _Stats(n, xx, yy, xy, sx, sy, (a, b, vx[:, 0], vx[:, 1], vy[:, 0], vy[:, 1]))
+
+
+def _hsic_u_terms(n, kl, k_tot, l_tot, k_dot_l):
+    """Unbiased HSIC (Song et al. 2012) from its three sums over zero-diagonal kernels.
+
+    ``kl = tr(K~ L~)``, ``k_tot = 1^T K~ 1``, ``l_tot``, ``k_dot_l =
+    1^T K~ L~ 1``: ``[kl + k_tot l_tot / ((n-1)(n-2)) - 2 k_dot_l / (n-2)] / (n (n-3))``.
+    """
+    return (kl + k_tot * l_tot / ((n - 1) * (n - 2)) - 2.0 * k_dot_l / (n - 2)) / (n * (n - 3))
+
+
+def _cka_from_stats(st, unbiased):
+    """Linear CKA (biased or unbiased) from :class:`_Stats`; a float64 0-d tensor."""
+    if not unbiased:
+        xx, yy, xy = st.centered()
+        num = torch.linalg.matrix_norm(xy).square()
+        return num / (torch.linalg.matrix_norm(xx) * torch.linalg.matrix_norm(yy))
+    n = st.n
+    a, b, xa, xb, ya, yb = st.rows
+
+    def hsic(g, u, v, su, sv, gu_v, gv_u):
+        # K = X'X'^T (L likewise), s = column sums, u, v squared row norms:
+        # tr(K~L~) = ||X'^T Y'||^2 - u.v ; 1^T K~ 1 = ||s_x||^2 - sum u ;
+        # 1^T K~ L~ 1 = s_x^T G s_y - s_x^T X'^T v - s_y^T Y'^T u + u.v
+        uv = torch.dot(u, v)
+        kl = torch.linalg.matrix_norm(g).square() - uv
+        k_tot = torch.dot(su, su) - u.sum()
+        l_tot = torch.dot(sv, sv) - v.sum()
+        kdl = su @ g @ sv - torch.dot(su, gu_v) - torch.dot(sv, gv_u) + uv
+        return _hsic_u_terms(n, kl, k_tot, l_tot, kdl)
+
+    h_xy = hsic(st.xy, a, b, st.sx, st.sy, xb, ya)
+    h_xx = hsic(st.xx, a, a, st.sx, st.sx, xa, xa)
+    h_yy = hsic(st.yy, b, b, st.sy, st.sy, yb, yb)
+    return _ratio_u(h_xy, h_xx, h_yy, "linear_cka")
+
+
+def _ratio_u(h_xy, h_xx, h_yy, func):
+    """``h_xy / sqrt(h_xx h_yy)``; raises where an unbiased self-HSIC is not positive."""
+    for h, name in ((h_xx, "X"), (h_yy, "Y")):
+        if not bool(h > 0):
+            raise ValueError(
+                f"{func}(unbiased=True): the unbiased HSIC of {name} with itself is "
+                f"{_float(h):.3g} (not positive): too few samples or a degenerate kernel, "
+                "CKA is undefined."
+            )
+    return h_xy / torch.sqrt(h_xx * h_yy)

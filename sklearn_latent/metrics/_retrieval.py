@@ -10,6 +10,7 @@ from ._common import (
     _F64,
     _check_k,
     _check_pair,
+    _duplicate_groups,
     _float,
     _step,
 )
@@ -19,7 +20,18 @@ from ._common import (
 # retrieval of translated points
 # --------------------------------------------------------------------------
 def _ranks(Y_pred, Y_true, batch_size, func):
-    """rank_i = 1 + #{j: S_ij > S_ii}, S = norm(Y_pred) norm(Y_true)^T by row blocks."""
+    """rank_i = 1 + #{j: S_ij > S_ii, Y_true_j not a duplicate of Y_true_i} by row blocks.
+
+    ``S = norm(Y_pred) norm(Y_true)^T``.  A candidate ``j`` ties with the true
+    target ``i`` (and never ranks above it) when their normalized rows are
+    equal up to the rounding of the normalization: ``max |n_j - n_i| <= 4 eps``
+    in the data's precision (``n = Y_true / ||Y_true||``).  That covers exact
+    copies and positive multiples, whatever the columns' positions, where a
+    GEMM rounds two identical columns differently.  Exact duplicates (after
+    division by a power of two, per row) are grouped once by sorting; the
+    remaining near-parallel candidates are checked only where
+    ``S_ij - S_ii`` is within the GEMM's rounding bound.
+    """
     zero = ~(Y_pred != 0).any(dim=1)
     if bool(zero.any()):
         where = torch.nonzero(zero).reshape(-1)[:5].tolist()
@@ -27,7 +39,11 @@ def _ranks(Y_pred, Y_true, batch_size, func):
             f"{func}: Y_pred has {int(zero.sum())} all-zero row(s) (first: {where}); their "
             "cosine with every target is 0, so their rank is undefined."
         )
-    n = Y_pred.shape[0]
+    n, d = Y_true.shape
+    eps = torch.finfo(Y_true.dtype).eps
+    s_tol = (4.0 * d**0.5 + 2.0 * d + 4.0) * eps  # |S_ij - S_ii| for near-duplicates
+    groups = _duplicate_groups(Y_true, direction=True)
+    normed = None  # normalized targets, computed only if a near tie needs them
     project = F._relative_projector(Y_true, "cosine")
     ranks = torch.empty(n, dtype=torch.long, device=Y_pred.device)
     step = _step(n, check_batch_size(batch_size))
@@ -36,7 +52,22 @@ def _ranks(Y_pred, Y_true, batch_size, func):
         i = torch.arange(stop - start, device=Y_pred.device)
         S = project(Y_pred[start:stop])
         diag = S[i, i + start]
-        ranks[start:stop] = 1 + (S > diag[:, None]).sum(dim=1)
+        above = S > diag[:, None]
+        if groups is not None:
+            above &= groups[None, :] != groups[start:stop, None]
+        near = torch.nonzero(above & (S <= diag[:, None] + s_tol))
+        if near.shape[0]:
+            if normed is None:
+                normed = F._safe_normalize(Y_true)
+            ties = torch.zeros_like(near[:, 0], dtype=torch.bool)
+            chunk = max(1, _step(d))
+            for a in range(0, near.shape[0], chunk):
+                q, j = near[a : a + chunk, 0], near[a : a + chunk, 1]
+                gap = (normed[j] - normed[q + start]).abs().amax(dim=1)
+                ties[a : a + chunk] = gap <= 4 * eps
+            near = near[ties]
+            above[near[:, 0], near[:, 1]] = False
+        ranks[start:stop] = 1 + above.sum(dim=1)
     return ranks
 
 
@@ -86,8 +117,11 @@ def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None):
 
     With ``S = norm(Y_pred) norm(Y_true)^T`` and
     ``rank_i = 1 + #{j: S_ij > S_ii}``: ``mean_i [rank_i <= k]``.  Ties count
-    in favour of the true target (only exact ties, e.g. duplicate rows of
-    ``Y_true``).  ``S`` is computed by row blocks (memory O(block * n)).
+    in favour of the true target: a candidate ``Y_true_j`` that is a duplicate
+    of the true target (equal after normalization up to its rounding, e.g. a
+    copy or a positive multiple) never ranks above it, wherever it stands
+    among the columns.  ``S`` is computed by row blocks (memory
+    O(block * n)).
 
     Parameters
     ----------

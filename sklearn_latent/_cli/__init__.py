@@ -1,0 +1,1 @@
+"""Subcommands of the ``sklearn-latent`` command line, one module each."""
