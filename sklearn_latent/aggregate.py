@@ -13,13 +13,20 @@ from ._backend import (
     atomic_fit,
     check_batch_size,
     check_input,
+    check_params_unchanged,
     check_option,
     finite_result,
+    remember_params,
     resolve_device,
     torch_dtype,
 )
 from .anchors import resolve_anchors
-from .relative import NORMALIZATIONS, RelativeProjector
+from .relative import (
+    _CENTERED_METRICS,
+    NORMALIZATIONS,
+    RelativeProjector,
+    _check_centered_anchors,
+)
 
 __all__ = ["RelativeAggregator"]
 
@@ -176,6 +183,10 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device, X)
         vectors, idx = resolve_anchors(self, X, self.n_anchors, self.anchors, y=y,
                                        random_state=self.random_state, device=device)
+        if self.center and self.metric in _CENTERED_METRICS:  # named after this estimator
+            A = torch.from_numpy(vectors).to(torch.float64)
+            mean = A.mean(dim=0)
+            _check_centered_anchors(A - mean, mean, self, X.shape[0])
         projectors = []
         for block in self._blocks():
             proj = RelativeProjector(
@@ -185,6 +196,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
             projectors.append(proj.fit(X[:, block]))
         self.projectors_ = projectors
         self.anchor_indices_ = idx
+        remember_params(self, ("widths", "metric", "center", "normalize", "aggregation"))
         return self
 
     def transform(self, X, *, out=None):
@@ -202,6 +214,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
             ``n_anchors * m`` columns for ``aggregation="concat"``; ``out`` when given.
         """
         check_is_fitted(self)
+        check_params_unchanged(self)
         check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
         device = resolve_device(self.device, X)

@@ -100,7 +100,7 @@ def test_bad_input_raises_clearly():
         (dict(widths="6,13"), TypeError, "widths"),
         (dict(widths=(6, 13), aggregation="max"), ValueError, "aggregation='max'"),
         (dict(widths=(6, 13), normalize="z"), ValueError, "normalize='z'"),
-        (dict(widths=(6, 13), n_anchors=500), ValueError, "n_anchors=500"),
+        (dict(widths=(6, 13), n_anchors=1.5), ValueError, "n_anchors=1.5"),
         (dict(widths=(6, 13), anchors=np.array([0, 500])), ValueError, "anchor indices"),
     ]:
         with pytest.raises(exc, match=match):

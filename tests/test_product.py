@@ -268,7 +268,7 @@ def test_grid_search_over_invariances():
         (dict(aggregation="max"), ValueError, "aggregation='max'"),
         (dict(normalize="minmax"), ValueError, "normalize='minmax'"),
         (dict(center="yes"), TypeError, "center"),
-        (dict(n_anchors=500), ValueError, "n_anchors=500 exceeds"),
+        (dict(n_anchors=1.5), ValueError, r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
     ],
 )
 def test_bad_params_leave_estimator_unchanged(params, error, match):

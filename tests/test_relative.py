@@ -490,13 +490,13 @@ def test_bad_data(X, exc, match):
 
 
 BAD_PARAMS = [
-    ("n_anchors-too-large", {"n_anchors": 21}, ValueError,
-     "n_anchors=21 exceeds the number of samples in X: n_samples=20"),
+    ("n_anchors-fraction", {"n_anchors": 1.5}, ValueError,
+     r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
     ("n_anchors-zero", {"n_anchors": 0}, ValueError, "n_anchors=0 must be at least 1"),
     ("n_anchors-negative", {"n_anchors": -1}, ValueError, "n_anchors=-1 must be at least 1"),
     ("n_anchors-fraction", {"n_anchors": 1.2}, ValueError, "n_anchors=1.2 as a fraction"),
     ("n_anchors-bool", {"n_anchors": True}, TypeError, "n_anchors must be an int"),
-    ("n_anchors-fps", {"n_anchors": 21, "anchors": "fps"}, ValueError, "n_anchors=21"),
+    ("n_anchors-fps", {"n_anchors": 0, "anchors": "fps"}, ValueError, "n_anchors=0"),
     ("metric", {"metric": "cosinus"}, ValueError, "metric='cosinus' is not supported"),
     ("anchors", {"anchors": "farthest"}, ValueError, "anchors='farthest' is not supported"),
     ("stratified-no-y", {"anchors": "stratified"}, ValueError,
@@ -542,7 +542,7 @@ def test_bad_params(params, exc, match):
 
 def test_bad_params_on_tensor_input():
     X = torch.from_numpy(GOOD.copy())
-    _assert_fit_fails_cleanly({"n_anchors": 21}, X, ValueError, "n_anchors=21 exceeds")
+    _assert_fit_fails_cleanly({"n_anchors": 1.5}, X, ValueError, "n_anchors=1.5 as a fraction")
     _assert_fit_fails_cleanly({"anchors": [0, 20]}, X, ValueError, "anchor indices must lie")
 
 
@@ -592,14 +592,18 @@ def test_zero_rows_and_duplicate_anchors_give_finite_output(backend, center, met
         assert_allclose(R[[4, 9]], zero, atol=1e-12)  # zero samples
 
 
-def test_all_anchors_identical_gives_zeros_not_nan():
+def test_all_anchors_identical_is_refused_with_centering():
+    # centered, they are all the zero vector: every similarity would be 0 (issue 12)
     X = _data(n=20, d=4)
-    proj = RelativeProjector(anchors=np.array([3, 3, 3])).fit(X)
-    R = proj.transform(X)
-    assert np.isfinite(R).all()
-    assert_array_equal(R, 0.0)  # centered anchors are all zero
-    R = RelativeProjector(anchors=np.array([3, 3]), normalize="standard").fit_transform(X)
-    assert np.isfinite(R).all()
+    with pytest.raises(ValueError, match="the 3 anchors are all equal"):
+        RelativeProjector(anchors=np.array([3, 3, 3])).fit(X)
+    with pytest.raises(ValueError, match="the 2 anchors are all equal"):
+        RelativeProjector(anchors=np.array([3, 3]), normalize="standard").fit(X)
+    # without centering (or for a distance) they are valid, if redundant, anchors
+    R = RelativeProjector(anchors=np.array([3, 3]), center=False).fit(X).transform(X)
+    assert np.isfinite(R).all() and np.abs(R).max() > 0
+    R = RelativeProjector(anchors=np.array([3, 3]), metric="euclidean").fit(X).transform(X)
+    assert np.isfinite(R).all() and np.abs(R).max() > 0
 
 
 # --------------------------------------------------------------------------
