@@ -241,6 +241,36 @@ def _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache):
         ob[r] = sq.to(ob.dtype)
 
 
+#: Angular entries with ``|cos| >= 1 - _EXACT_COS`` (within about 14 degrees of an
+#: anchor or its opposite), where arccos turns one unit of roundoff of the cosine
+#: into ``sqrt(2 eps)`` of angle: their rows are recomputed in float64.
+_EXACT_COS = 1.0 / 32.0
+
+
+def _exact_angle_rows(ob, xb, A, cache):
+    """Overwrite with float64 angles the rows of ``ob`` (angles) that hold a cosine near +-1.
+
+    ``xb`` is the centered block; its rows and the (normalized) anchors are
+    renormalized in float64, so the cosine of a row with itself is 1 to
+    float64 precision and its angle 0 up to the float32 resolution of the data.
+    """
+    if ob.dtype == torch.float64 or ob.shape[1] == 0:
+        return
+    limit = math.acos(1.0 - _EXACT_COS)
+    near = (ob.amin(dim=1) <= limit) | (ob.amax(dim=1) >= math.pi - limit)
+    rows = torch.nonzero(near).reshape(-1)
+    if rows.numel() == 0:
+        return
+    if "A64" not in cache:
+        cache["A64"] = _safe_normalize(A.to(torch.float64))
+    A64 = cache["A64"]
+    step = max(1, _BLOCK_ELEMENTS_OTHER // (8 * max(A64.shape[0], xb.shape[1])))
+    for s in range(0, rows.numel(), step):
+        r = rows[s : s + step]
+        cos = _safe_normalize(xb[r].to(torch.float64)) @ A64.T
+        ob[r] = torch.arccos(cos.clamp_(-1.0, 1.0)).to(ob.dtype)
+
+
 def _gemm_blocked(X, prepared, metric, center):
     """Cosine, dot or euclidean (no autograd) by row blocks into one preallocated result.
 
@@ -250,8 +280,8 @@ def _gemm_blocked(X, prepared, metric, center):
     with large offsets) into one reused buffer, the GEMM writes straight into
     the result, and cosine divides the result rows by ``||x - c||`` in place.
     A split center ``(hi, lo)`` (:func:`_split_center`) costs one more in-place
-    subtraction on the buffer.  Euclidean rows near an anchor are recomputed
-    in float64 (:func:`_exact_sq_rows`).
+    subtraction on the buffer.  Euclidean and angular rows near an anchor are
+    recomputed in float64 (:func:`_exact_sq_rows`, :func:`_exact_angle_rows`).
     """
     A, a_sq = prepared if metric == "euclidean" else (prepared, None)
     n, d = X.shape
@@ -286,6 +316,9 @@ def _gemm_blocked(X, prepared, metric, center):
                 noise = (ref + c_norm) * noise_eps
                 norms = torch.where(norms <= noise, torch.inf, norms)
             ob.div_(norms.clamp_min_(_EPS.get(X.dtype, 1e-12)))
+            if metric == "angular":
+                torch.arccos(ob.clamp_(-1.0, 1.0), out=ob)
+                _exact_angle_rows(ob, xb, A, cache)
     return out
 
 
@@ -299,8 +332,7 @@ def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
         t is not None and t.requires_grad for t in (X, center, *parts)
     )
     if metric in _GEMM_METRICS and not needs_grad and blocked:
-        out = _gemm_blocked(X, prepared, metric, center)
-        return torch.arccos(out.clamp_(-1.0, 1.0), out=out) if metric == "angular" else out
+        return _gemm_blocked(X, prepared, metric, center)
     # Differentiable path (also the reference the blocked kernel is tested against).
     if metric in ("cosine", "angular"):
         out = _center_normalize(X, center) @ prepared.T
@@ -452,6 +484,8 @@ def _relative_projector(
     row, e.g. L2 or LayerNorm, which a positive factor does not change), so dot
     products beyond the dtype's range still give the normalized result.
     """
+    if metric == "lp" and float(p) == 2.0:
+        metric = "euclidean"  # the same distance; cdist's GEMM path cancels like it
     if center is None and metric in _DIFFERENCE_METRICS:
         center = anchors.to(torch.float64).mean(dim=0)  # see _effective_center
     center = _split_center(center, anchors)
