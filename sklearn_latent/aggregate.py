@@ -55,6 +55,8 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         RelativeProjector).
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all rows).
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, array-like, Tensor or callable, default="random"
         As in :class:`~sklearn_latent.RelativeProjector`; a strategy runs on
         the stacked X, so the chosen rows (the anchors' samples) are the same

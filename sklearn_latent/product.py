@@ -72,6 +72,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all
         rows).  Ignored when ``anchors`` is an explicit array.
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, array-like, Tensor or callable, default="random"
         As in :class:`~sklearn_latent.RelativeProjector`: a strategy of
         :func:`~sklearn_latent.select_anchors`, 1-D row indices (parallel

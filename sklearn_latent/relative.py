@@ -140,7 +140,11 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
     ----------
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all
-        rows).  Ignored when ``anchors`` is an explicit array.
+        rows).  Ignored when ``anchors`` is an explicit array.  An int above
+        the number of rows uses every row, with a warning (the choice depends
+        only on the number of rows and ``random_state``, so another space of
+        the same samples gets the same, parallel, anchors); explicit indices
+        are used as given, never truncated.
     anchors : str, array-like, Tensor or callable, default="random"
         How anchors are chosen: a strategy of :func:`select_anchors`
         (``"random"``, ``"fps"``, ``"kmeans"``, ``"stratified"``, the latter
