@@ -469,7 +469,7 @@ def _same_param(a, b):
 
 
 def check_params_unchanged(estimator):
-    """``NotFittedError`` naming the parameter changed since ``fit`` (see :func:`remember_params`)."""
+    """``NotFittedError`` naming a parameter changed since ``fit`` (:func:`remember_params`)."""
     for name, value in getattr(estimator, "_fit_params", {}).items():
         now = getattr(estimator, name)
         if not _same_param(now, value):
