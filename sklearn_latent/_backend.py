@@ -8,6 +8,7 @@ tensor in, a tensor on the same device out).  The math in
 device.
 """
 
+import copy
 import functools
 import numbers
 import threading
@@ -16,6 +17,7 @@ import weakref
 import numpy as np
 import torch
 from sklearn import get_config
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_array, check_scalar
 from sklearn.utils.validation import validate_data
 
@@ -29,9 +31,11 @@ __all__ = [
     "chunk_bounds",
     "check_input",
     "check_option",
+    "check_params_unchanged",
     "finite_result",
     "fitted_tensor",
     "np_dtype",
+    "remember_params",
     "resolve_device",
     "to_numpy",
     "to_tensor",
@@ -441,6 +445,39 @@ def fitted_tensor(estimator, name, device, dtype):
     with _CACHE_LOCK:
         _CACHE.setdefault(estimator, {})[key] = (arr, t)
     return t
+
+
+def remember_params(estimator, names):
+    """Record the parameters ``transform`` reads, as ``fit`` saw them.
+
+    :func:`check_params_unchanged` then refuses a ``transform`` after any of
+    them was changed with ``set_params`` (its fitted state, e.g. the statistics
+    of ``normalize="standard"`` or the number of anchors ``top_k`` must fit
+    in, belongs to the old values).  Parameters that only say where or in how
+    many chunks to compute (``device``, ``batch_size``) are not recorded.
+    """
+    estimator._fit_params = {name: copy.deepcopy(getattr(estimator, name)) for name in names}
+
+
+def _same_param(a, b):
+    if isinstance(a, (np.ndarray, torch.Tensor)) or isinstance(b, (np.ndarray, torch.Tensor)):
+        return type(a) is type(b) and a.shape == b.shape and bool((a == b).all())
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - incomparable values are different
+        return a is b
+
+
+def check_params_unchanged(estimator):
+    """``NotFittedError`` naming a parameter changed since ``fit`` (:func:`remember_params`)."""
+    for name, value in getattr(estimator, "_fit_params", {}).items():
+        now = getattr(estimator, name)
+        if not _same_param(now, value):
+            raise NotFittedError(
+                f"{type(estimator).__name__} was fitted with {name}={value!r}, but {name} is "
+                f"now {now!r}: its fitted state belongs to the old value. Call fit again "
+                f"(or set {name}={value!r} back)."
+            )
 
 
 def atomic_fit(method):

@@ -49,8 +49,13 @@ def _paired(width_factor=1.0, seed=0):
 
 def _relative_to_anchors(est, X):
     """``transform_input`` of inverse projectors: cosine relative representations of X
-    against the fitted anchors (parallel by construction), centered like them."""
-    return RelativeProjector(anchors=est.anchors_, center=est.center).fit(X).transform(X)
+    against the fitted anchors (parallel by construction), centered like them.
+
+    Anchors that all coincide (the inverse projector then returns them for any
+    input, with a warning) have no centered representation: uncentered cosines
+    stand in."""
+    center = est.center and not (est.anchors_ == est.anchors_[0]).all()
+    return RelativeProjector(anchors=est.anchors_, center=center).fit(X).transform(X)
 
 
 def _n_anchors_fitted(est):
@@ -92,7 +97,8 @@ class Case:
     rejects_constant : bool
         ``fit`` may raise ValueError when an input has identical rows (all of
         them, or all of a sampled anchor subset: nothing to fit, e.g. a
-        translation with zero covariance).
+        translation with zero covariance, or centered cosine anchors that are all
+        the zero vector).
     magnitude_limit : float or None
         ``fit`` may raise ValueError when the largest |entry| of an input lies
         outside ``[1 / magnitude_limit, magnitude_limit]``; None: any finite
@@ -117,14 +123,14 @@ class Case:
 
 CASES = [
     Case("relative-cosine", lambda: RelativeProjector(4, random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     Case("relative-angular-uncentered-sparse",
          lambda: RelativeProjector(4, metric="angular", center=False, random_state=0),
          min_samples=4, scale_degree=0),
     Case("relative-cosine-topk-standard",
          lambda: RelativeProjector(4, top_k=2, exponent=2.0, normalize="standard",
                                    anchors="fps", random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     Case("relative-euclidean-fps", lambda: RelativeProjector(4, metric="euclidean",
                                                              anchors="fps", random_state=0),
          min_samples=4, scale_degree=1),
@@ -140,21 +146,21 @@ CASES = [
                                    random_state=0),
          min_samples=4, scale_degree=0),
     Case("relative-dot", lambda: RelativeProjector(4, metric="dot", random_state=0),
-         min_samples=4, scale_degree=2, overflow_degree=2),
+         min_samples=4, scale_degree=2, overflow_degree=2, rejects_constant=True),
     Case("relative-explicit-indices",
          lambda: RelativeProjector(anchors=np.array([0, 2, 3])),
-         min_samples=4, scale_degree=0, random=False),
+         min_samples=4, scale_degree=0, random=False, rejects_constant=True),
     Case("product-default", lambda: ProductInvarianceProjector(4, random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     Case("product-cosine-l1-mean-l2-batched",
          lambda: ProductInvarianceProjector(4, metrics=("cosine", "l1"), aggregation="mean",
                                             normalize="l2", anchors="fps", batch_size=3,
                                             random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     Case("product-cosine-dot-sum-layer",
          lambda: ProductInvarianceProjector(4, metrics=("cosine", "dot"), aggregation="sum",
                                             normalize="layer", random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     # inverse projectors: fit(Y), transform(relative representations)
     Case("inverse-default", lambda: InverseRelativeProjector(4, random_state=0),
          transform_input=_relative_to_anchors, transform_width=_n_anchors_fitted,
@@ -165,7 +171,7 @@ CASES = [
          transform_input=_relative_to_anchors, transform_width=_n_anchors_fitted,
          min_samples=6, scale_degree=1),
     Case("relative-translator", lambda: RelativeTranslator(5, random_state=0),
-         fit_inputs=_paired(1.5), min_samples=5, scale_degree=1),
+         fit_inputs=_paired(1.5), min_samples=5, scale_degree=1, rejects_constant=True),
     # translators: fit(X, Y) on paired rows; float64 statistics bound the magnitude
     Case("procrustes-orthogonal", lambda: ProcrustesTranslator(),
          fit_inputs=_paired(), min_samples=2, scale_degree=1, random=False,
@@ -183,11 +189,11 @@ CASES = [
          rejects_constant=True, magnitude_limit=2.0**450),
     # relative aggregation: X is the stack of spaces; widths=None is one space
     Case("aggregator-mean", lambda: RelativeAggregator(n_anchors=4, random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     Case("aggregator-concat-standard-fps",
          lambda: RelativeAggregator(n_anchors=4, anchors="fps", aggregation="concat",
                                     normalize="standard", batch_size=3, random_state=0),
-         min_samples=4, scale_degree=0),
+         min_samples=4, scale_degree=0, rejects_constant=True),
     # anchor discovery from seeds, then a Procrustes map into the second space
     Case("matcher-mutual-nn",
          lambda: AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]), n_iter=2),

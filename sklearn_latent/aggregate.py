@@ -13,13 +13,20 @@ from ._backend import (
     atomic_fit,
     check_batch_size,
     check_input,
+    check_params_unchanged,
     check_option,
     finite_result,
+    remember_params,
     resolve_device,
     torch_dtype,
 )
 from .anchors import resolve_anchors
-from .relative import NORMALIZATIONS, RelativeProjector
+from .relative import (
+    _CENTERED_METRICS,
+    NORMALIZATIONS,
+    RelativeProjector,
+    _check_centered_anchors,
+)
 
 __all__ = ["RelativeAggregator"]
 
@@ -48,6 +55,8 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         RelativeProjector).
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all rows).
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, array-like, Tensor or callable, default="random"
         As in :class:`~sklearn_latent.RelativeProjector`; a strategy runs on
         the stacked X, so the chosen rows (the anchors' samples) are the same
@@ -176,6 +185,10 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device, X)
         vectors, idx = resolve_anchors(self, X, self.n_anchors, self.anchors, y=y,
                                        random_state=self.random_state, device=device)
+        if self.center and self.metric in _CENTERED_METRICS:  # named after this estimator
+            A = torch.from_numpy(vectors).to(torch.float64)
+            mean = A.mean(dim=0)
+            _check_centered_anchors(A - mean, mean, self, X.shape[0])
         projectors = []
         for block in self._blocks():
             proj = RelativeProjector(
@@ -185,6 +198,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
             projectors.append(proj.fit(X[:, block]))
         self.projectors_ = projectors
         self.anchor_indices_ = idx
+        remember_params(self, ("widths", "metric", "center", "normalize", "aggregation"))
         return self
 
     def transform(self, X, *, out=None):
@@ -202,6 +216,7 @@ class RelativeAggregator(TransformerMixin, BaseEstimator):
             ``n_anchors * m`` columns for ``aggregation="concat"``; ``out`` when given.
         """
         check_is_fitted(self)
+        check_params_unchanged(self)
         check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
         device = resolve_device(self.device, X)

@@ -6,6 +6,7 @@ anchors (the same samples) in any other space.
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -24,8 +25,12 @@ STRATEGIES = ("random", "fps", "kmeans", "stratified")
 _CHUNK = 65536
 
 
-def _check_n_anchors(n_anchors, n_samples, *, name="n_anchors"):
-    """Resolve ``n_anchors`` (int, fraction in (0, 1], or None = all rows) to an int."""
+def _check_n_anchors(n_anchors, n_samples, *, name="n_anchors", clip=False):
+    """Resolve ``n_anchors`` (int, fraction in (0, 1], or None = all rows) to an int.
+
+    ``clip=True`` (the estimators): an int above ``n_samples`` means all rows,
+    with a warning, instead of an error.
+    """
     if n_anchors is None:
         return n_samples
     if isinstance(n_anchors, bool) or not isinstance(n_anchors, numbers.Real):
@@ -38,6 +43,15 @@ def _check_n_anchors(n_anchors, n_samples, *, name="n_anchors"):
         if not 0.0 < n_anchors <= 1.0:
             raise ValueError(f"{name}={n_anchors} as a fraction must lie in (0, 1].")
         k = max(1, math.ceil(n_anchors * n_samples))
+    if k > n_samples and clip:
+        warnings.warn(
+            f"{name}={n_anchors} exceeds the {n_samples} rows of X: every row is an anchor "
+            f"({n_samples} anchors). Pass {name}<={n_samples} (or None, or a fraction) to "
+            "silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return n_samples
     if k > n_samples:
         raise ValueError(
             f"{name}={n_anchors} exceeds the number of samples in X: n_samples={n_samples}."
@@ -238,10 +252,10 @@ def select_anchors(X, n_anchors, method="random", y=None, random_state=None, *, 
     return _select(X, n_anchors, method, y, random_state, device)
 
 
-def _select(X, n_anchors, method, y, random_state, device):
+def _select(X, n_anchors, method, y, random_state, device, clip=False):
     """:func:`select_anchors` on an already validated X (no second validation pass)."""
     n = X.shape[0]
-    k = _check_n_anchors(n_anchors, n)
+    k = _check_n_anchors(n_anchors, n, clip=clip)
     rng = check_random_state(random_state)
     if method == "random":
         return _random_indices(n, k, rng)
@@ -285,16 +299,28 @@ def resolve_anchors(estimator, X, n_anchors, anchors, y=None, random_state=None,
     ``X`` is already validated (numpy or tensor).  Returns anchor vectors as a
     CPU numpy array in X's dtype and the row indices (``None`` when explicit
     vectors were given).
+
+    An int ``n_anchors`` above the rows of X (a strategy or a callable) uses
+    every row, with a warning; the choice depends only on the number of rows
+    and ``random_state``, so spaces of the same samples still get parallel
+    anchors.  Explicit indices or vectors are used as given, never truncated.
     """
     n = X.shape[0]
     if isinstance(anchors, str):
         check_option(anchors, "anchors", STRATEGIES)
         if anchors == "stratified" and y is None:
             raise ValueError("anchors='stratified' needs the class labels y in fit(X, y).")
-        idx = _select(X, n_anchors, anchors, y, random_state, device)
+        idx = _select(X, n_anchors, anchors, y, random_state, device, clip=True)
     elif callable(anchors):
-        out = anchors(X, _check_n_anchors(n_anchors, n), random_state)
+        k = _check_n_anchors(n_anchors, n, clip=True)
+        out = anchors(X, k, random_state)
         idx = _check_indices(to_numpy(out) if isinstance(out, torch.Tensor) else out, n)
+        if idx.size > k:
+            name = getattr(anchors, "__name__", type(anchors).__name__)
+            raise ValueError(
+                f"the anchors callable {name} returned {idx.size} indices for "
+                f"n_anchors={n_anchors} ({k} anchors): it must return at most n_anchors."
+            )
     else:
         arr = anchors
         ndim = arr.ndim if hasattr(arr, "ndim") else np.ndim(arr)

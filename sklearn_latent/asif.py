@@ -13,10 +13,14 @@ from . import functional as F
 from ._backend import (
     apply_batched,
     atomic_fit,
+    auto_batch_rows,
     check_batch_size,
     check_input,
+    check_params_unchanged,
+    chunk_bounds,
     finite_result,
     fitted_tensor,
+    remember_params,
     resolve_device,
     to_numpy,
     to_tensor,
@@ -94,9 +98,10 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         X side of the bank.
     bank_y_ : ndarray of shape (n_bank, n_features_y) or None
         Y side of the bank (``None`` when fitted on labels).
-    x_center_, y_center_ : ndarray or None
+    x_center_, y_center_ : ndarray of dtype float64 or None
         Bank means subtracted when ``center=True`` (``y_center_`` is ``None``
-        when fitted on labels).
+        when fitted on labels).  Kept in float64 so that float32 banks with
+        large offsets are centered as accurately as float64 ones.
     prompt_support_ : ndarray of shape (n_support,)
         Sorted bank indices where some prompt representation is nonzero.
     prompt_relative_ : ndarray of shape (n_classes, n_support)
@@ -234,6 +239,7 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         else:
             self._fit_labels(X, y, prompts, classes, device, dtype)
         assert self.bank_x_.shape[0] == n_bank
+        remember_params(self, ("top_k", "exponent", "center"))
         return self
 
     def _fit_pairs(self, X, y, prompts, classes, device, dtype):
@@ -258,8 +264,8 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         Xt = to_tensor(X, device, dtype)
         Yt = to_tensor(Y, device, dtype)
         Pt = to_tensor(P, device, dtype)
-        x_center = Xt.to(torch.float64).mean(dim=0).to(dtype) if self.center else None
-        y_center = Yt.to(torch.float64).mean(dim=0).to(dtype) if self.center else None
+        x_center = Xt.to(torch.float64).mean(dim=0) if self.center else None
+        y_center = Yt.to(torch.float64).mean(dim=0) if self.center else None
         with torch.no_grad():
             vals, idx = self._sparse(Pt, Yt, y_center)
             support, dense = F.sparse_rows_to_support(vals, idx)
@@ -293,7 +299,7 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         onehot = np.zeros((self.classes_.shape[0], X.shape[0]), dtype=np.float64)
         onehot[codes, np.arange(X.shape[0])] = 1.0
         Xt = to_tensor(X, device, dtype)
-        x_center = Xt.to(torch.float64).mean(dim=0).to(dtype) if self.center else None
+        x_center = Xt.to(torch.float64).mean(dim=0) if self.center else None
         self.bank_x_ = to_numpy(Xt)
         self.bank_y_ = None
         self.x_center_ = None if x_center is None else to_numpy(x_center)
@@ -330,8 +336,8 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
     def _side(self, name_bank, name_center, device, dtype):
         bank = fitted_tensor(self, name_bank, device, dtype)
-        center = (
-            fitted_tensor(self, name_center, device, dtype)
+        center = (  # float64: see x_center_
+            fitted_tensor(self, name_center, device, torch.float64)
             if getattr(self, name_center) is not None else None
         )
         return bank, center
@@ -350,6 +356,8 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_query(self, X):
         check_is_fitted(self)
+        check_params_unchanged(self)
+        self._check_params()
         X = check_input(self, X, reset=False)
         return X, resolve_device(self.device, X)
 
@@ -454,10 +462,13 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
                 )
             bank, center = self._side("bank_x_", "x_center_", device, dtype)
             n = X.shape[0]
-            step = n if self.batch_size is None else self.batch_size
+            step = self.batch_size
+            if step == "auto":  # the (n, top_k) representation and (n, targets) scores
+                width = min(int(self.top_k), bank.shape[0]) + dense.shape[0]
+                step = auto_batch_rows(X.shape[1], width, bank.element_size(), n)
             dist, ind = [], []
-            for start in range(0, n, step):
-                Xc = to_tensor(X[start : start + step], device, dtype)
+            for start, stop in chunk_bounds(n, step):
+                Xc = to_tensor(X[start:stop], device, dtype)
                 vals, idx = self._sparse(Xc, bank, center)
                 best, pos = torch.topk(F.sparse_dot(vals, idx, support, dense), n_neighbors,
                                        dim=1)

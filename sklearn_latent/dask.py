@@ -170,6 +170,13 @@ def transform(estimator, X):
     >>> bool(np.allclose(R.compute(), proj.transform(X)))
     True
     """
+    if not callable(getattr(estimator, "transform", None)):
+        raise TypeError(
+            f"sklearn_latent.dask.transform needs a transformer (an estimator with a transform "
+            f"method, e.g. RelativeProjector, ProcrustesTranslator or a Pipeline ending in "
+            f"one); {type(estimator).__name__} has no transform. For predictions, map "
+            "estimator.predict over the blocks yourself (dask.array.map_blocks)."
+        )
     check_is_fitted(estimator)
     X = _check_dask_2d(X, "X")
     dtype = _output_dtype(estimator, X.dtype)

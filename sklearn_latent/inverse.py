@@ -79,6 +79,8 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the rows of ``Y``; ``None`` = all
         rows).  Ignored when ``anchors`` is an explicit array.
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, array-like, Tensor or callable, default="random"
         As in :class:`~sklearn_latent.RelativeProjector`; pass the source
         projector's ``anchor_indices_`` (or the same ``random_state`` and
@@ -359,6 +361,8 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
     ----------
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the rows).
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, 1-D array of int or callable, default="random"
         ``"random"``, ``"fps"`` or ``"kmeans"`` (selected in ``X``), row
         indices, or a callable ``(X, n_anchors, random_state) -> indices``.

@@ -12,12 +12,19 @@ from ._backend import (
     check_batch_size,
     check_option,
     finite_result,
+    remember_params,
     fitted_tensor,
     to_numpy,
     to_tensor,
     torch_dtype,
 )
-from .relative import NORMALIZATIONS, _AnchoredTransformerMixin, _column_stats
+from .relative import (
+    _CENTERED_METRICS,
+    NORMALIZATIONS,
+    _AnchoredTransformerMixin,
+    _check_centered_anchors,
+    _column_stats,
+)
 
 __all__ = ["ProductInvarianceProjector"]
 
@@ -65,6 +72,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all
         rows).  Ignored when ``anchors`` is an explicit array.
+        An int above the number of rows uses every row, with a warning
+        (see :doc:`/relative`).
     anchors : str, array-like, Tensor or callable, default="random"
         As in :class:`~sklearn_latent.RelativeProjector`: a strategy of
         :func:`~sklearn_latent.select_anchors`, 1-D row indices (parallel
@@ -160,6 +169,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         self.batch_size = batch_size
         self.random_state = random_state
 
+    _TRANSFORM_PARAMS = ("metrics", "aggregation", "normalize", "center")
+
     def _check_params(self):
         metrics = _check_metrics(self.metrics)
         check_option(self.aggregation, "aggregation", F.AGGREGATIONS)
@@ -171,7 +182,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
 
     def _projector(self, device, dtype, normalize, aggregation):
         anchors = fitted_tensor(self, "anchors_", device, dtype)
-        center = fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
+        center = self._center_tensor(device)
         means = scales = None
         if normalize == "standard":
             means = fitted_tensor(self, "output_mean_", device, dtype)
@@ -205,6 +216,11 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         self.anchor_indices_ = idx
         self.metrics_ = metrics
         mean = torch.from_numpy(anchors).to(torch.float64).mean(dim=0)
+        centered_metrics = [m for m in metrics if m in _CENTERED_METRICS]
+        if self.center and centered_metrics:
+            A = torch.from_numpy(anchors).to(torch.float64)
+            _check_centered_anchors(A - mean, mean, self, X.shape[0], centered_metrics[0])
+        remember_params(self, self._TRANSFORM_PARAMS)
         self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
         self.output_mean_ = self.output_scale_ = None
         if self.normalize == "standard":

@@ -15,8 +15,10 @@ from ._backend import (
     check_batch_size,
     check_input,
     check_option,
+    check_params_unchanged,
     finite_result,
     fitted_tensor,
+    remember_params,
     resolve_device,
     to_numpy,
     to_tensor,
@@ -60,16 +62,69 @@ class _AnchoredTransformerMixin:
         )
         return X, anchors, idx, device
 
+    #: Parameters read by ``transform`` whose change after ``fit`` makes the
+    #: fitted state stale (``_backend.remember_params``).
+    _TRANSFORM_PARAMS = ()
+
     def _check_transform_input(self, X):
         check_is_fitted(self)
+        check_params_unchanged(self)
         check_batch_size(self.batch_size)
         X = check_input(self, X, reset=False)
         return X, resolve_device(self.device, X)
+
+    def _center_tensor(self, device):
+        """The anchor mean in float64 on ``device`` (``None`` without centering).
+
+        The kernels center float32 data on it as accurately as float64 data
+        (``functional._split_center``); ``anchor_mean_`` is its value rounded
+        to the training dtype.
+        """
+        if not self.center:
+            return None
+        return fitted_tensor(self, "anchors_", device, torch.float64).mean(dim=0)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+#: Metrics that centering changes (the distances are translation invariant).
+_CENTERED_METRICS = ("cosine", "angular", "dot")
+
+
+def _check_centered_anchors(centered, mean, est, n_samples, metric=None):
+    """Refuse anchors that are all the zero vector once centered (every output would be 0).
+
+    That is the case of a single anchor, and of anchors that are all equal,
+    e.g. float32 data whose spread is below the float32 resolution of its
+    offset (``1e6 + 1e-3 * noise`` is one float32 value): no precision is left
+    to describe anything against.
+    """
+    k = centered.shape[0]
+    metric = est.metric if metric is None else metric
+    if k < 2:
+        given = (
+            f"n_anchors={est.n_anchors} gives {k} anchor from n_samples={n_samples}"
+            if isinstance(est.anchors, str) or callable(est.anchors)
+            else "anchors gives 1 anchor"
+        )
+        raise ValueError(
+            f"{given}; metric={metric!r} with center=True needs at least 2 anchors (a single "
+            "centered anchor is the zero vector, every similarity would be 0). Use more "
+            "anchors or center=False."
+        )
+    # ``centered`` is float64 anchors minus their float64 mean: equal anchors leave
+    # only the rounding of that mean
+    noise = F._NOISE_ULPS * torch.finfo(centered.dtype).eps * float(F._max_abs(centered + mean))
+    if F._max_abs(centered) <= noise:
+        raise ValueError(
+            f"the {k} anchors are all equal (in the input's precision), so with "
+            f"center=True every anchor is the zero vector and every {metric} similarity "
+            "would be 0. Check the data (float32 cannot resolve a spread below about 1e-7 "
+            "of the offset: keep such data in float64), or use center=False."
+        )
 
 
 class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimator):
@@ -85,7 +140,11 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
     ----------
     n_anchors : int, float in (0, 1] or None, default=300
         Number of anchors (or fraction of the training rows; ``None`` = all
-        rows).  Ignored when ``anchors`` is an explicit array.
+        rows).  Ignored when ``anchors`` is an explicit array.  An int above
+        the number of rows uses every row, with a warning (the choice depends
+        only on the number of rows and ``random_state``, so another space of
+        the same samples gets the same, parallel, anchors); explicit indices
+        are used as given, never truncated.
     anchors : str, array-like, Tensor or callable, default="random"
         How anchors are chosen: a strategy of :func:`select_anchors`
         (``"random"``, ``"fps"``, ``"kmeans"``, ``"stratified"``, the latter
@@ -196,6 +255,8 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         self.batch_size = batch_size
         self.random_state = random_state
 
+    _TRANSFORM_PARAMS = ("metric", "center", "top_k", "exponent", "normalize", "p")
+
     # ---------------------------------------------------------------- params
     def _check_params(self):
         check_option(self.metric, "metric", F.METRICS)
@@ -214,22 +275,22 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
                 f"not to metric={self.metric!r}."
             )
 
-    def _check_top_k(self, n_anchors):
+    def _check_top_k(self, n_anchors, n_samples):
         if self.top_k is None:
             return
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral):
             raise TypeError(f"top_k must be None or an int, got {self.top_k!r}.")
         if not 1 <= self.top_k <= n_anchors:
-            raise ValueError(f"top_k={self.top_k} must lie in [1, n_anchors={n_anchors}].")
+            raise ValueError(
+                f"top_k={self.top_k} must lie in [1, n_anchors={n_anchors}] (the anchors "
+                f"picked from n_samples={n_samples})."
+            )
 
     # --------------------------------------------------------------- kernels
     def _projector(self, device, dtype, normalize):
         anchors = fitted_tensor(self, "anchors_", device, dtype)
-        center = (
-            fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
-        )
         project = F._relative_projector(
-            anchors, self.metric, center=center, p=self.p,
+            anchors, self.metric, center=self._center_tensor(device), p=self.p,
             top_k=self.top_k, exponent=self.exponent,
             row_scale_free=normalize in ("l2", "layer"),
         )
@@ -260,10 +321,13 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         """
         self._check_params()
         X, anchors, idx, device = self._fit_anchors(X, y)
-        self._check_top_k(anchors.shape[0])
+        self._check_top_k(anchors.shape[0], X.shape[0])
         A = torch.from_numpy(anchors).to(torch.float64)
         mean = A.mean(dim=0)
         centered = A - mean if self.center else A
+        if self.center and self.metric in _CENTERED_METRICS:
+            _check_centered_anchors(centered, mean, self, X.shape[0])
+        remember_params(self, self._TRANSFORM_PARAMS)
         self.anchors_ = anchors
         self.anchor_indices_ = idx
         self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
@@ -322,6 +386,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         X : ndarray or Tensor of shape (n_samples, n_features_in)
         """
         check_is_fitted(self)
+        check_params_unchanged(self)
         if self.metric != "cosine" or self.top_k is not None or self.normalize == "layer":
             raise ValueError(
                 "inverse_transform needs metric='cosine', top_k=None and normalize other "
@@ -336,7 +401,7 @@ class RelativeProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimat
         dtype = torch_dtype(R)
         anchors = fitted_tensor(self, "anchors_", device, dtype)
         center = fitted_tensor(self, "anchor_mean_", device, dtype) if self.center else None
-        inverse = F.normalized_anchor_inverse(anchors, center=center)
+        inverse = F.normalized_anchor_inverse(anchors, center=self._center_tensor(device))
         if self.normalize == "standard":
             mean = fitted_tensor(self, "output_mean_", device, dtype)
             scale = fitted_tensor(self, "output_scale_", device, dtype)

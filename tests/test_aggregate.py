@@ -100,7 +100,7 @@ def test_bad_input_raises_clearly():
         (dict(widths="6,13"), TypeError, "widths"),
         (dict(widths=(6, 13), aggregation="max"), ValueError, "aggregation='max'"),
         (dict(widths=(6, 13), normalize="z"), ValueError, "normalize='z'"),
-        (dict(widths=(6, 13), n_anchors=500), ValueError, "n_anchors=500"),
+        (dict(widths=(6, 13), n_anchors=1.5), ValueError, "n_anchors=1.5"),
         (dict(widths=(6, 13), anchors=np.array([0, 500])), ValueError, "anchor indices"),
     ]:
         with pytest.raises(exc, match=match):
@@ -135,3 +135,28 @@ def test_digits_aggregated_space_at_least_as_good_as_the_single_spaces():
     single = [accuracy(RelativeProjector(anchors=idx), tr, te) for tr, te in spaces]
     mean = accuracy(RelativeAggregator(widths, anchors=idx), train, test)
     assert mean >= max(single) - 0.01, (mean, single)
+
+
+# --------------------------------------------------------------------------
+# issue 12
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("change", [
+    dict(aggregation="concat"), dict(normalize="l2"), dict(metric="euclidean"),
+    dict(center=False), dict(widths=(15, 4)),
+])
+def test_parameters_changed_after_fit_refuse_transform(backend, change):
+    from sklearn.exceptions import NotFittedError
+
+    X = backend.asarray(np.hstack(_spaces()))
+    agg = RelativeAggregator((6, 13), 10, random_state=0).fit(X)
+    agg.set_params(**change)
+    (name, _), = change.items()
+    with pytest.raises(NotFittedError, match=f"fitted with {name}=.*but {name} is now"):
+        agg.transform(X)
+    assert backend.to_numpy(agg.fit(X).transform(X)).shape[0] == 120
+
+
+def test_single_centered_anchor_raises_naming_the_aggregator(backend):
+    X = backend.asarray(np.hstack(_spaces()))
+    with pytest.raises(ValueError, match="n_anchors=1 gives 1 anchor from n_samples=120"):
+        RelativeAggregator((6, 13), 1).fit(X)

@@ -87,7 +87,7 @@ def test_n_anchors_int_fraction_none(n_anchors, expected):
     assert _check_n_anchors(n_anchors, 120) == expected
     idx = select_anchors(X, n_anchors, "random", random_state=0)
     assert idx.shape == (expected,)
-    proj = RelativeProjector(n_anchors, random_state=0).fit(X)
+    proj = RelativeProjector(n_anchors, center=expected > 1, random_state=0).fit(X)
     assert proj.anchors_.shape == (expected, 6)
     assert proj.transform(X).shape == (120, expected)
 
@@ -273,7 +273,7 @@ def test_explicit_vectors(as_tensor):
 
 def test_explicit_vectors_take_the_dtype_of_x():
     X = _data().astype(np.float32)
-    proj = RelativeProjector(anchors=np.ones((3, 6))).fit(X)
+    proj = RelativeProjector(anchors=np.eye(3, 6)).fit(X)
     assert proj.anchors_.dtype == np.float32
 
 

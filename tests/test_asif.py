@@ -327,3 +327,41 @@ def test_digits_two_views_zero_shot_beats_chance_and_procrustes():
     procrustes = float((S.argmin(1).numpy() == y_test).mean())
     assert acc > 0.85  # chance 0.10; measured 0.90
     assert acc > procrustes + 0.03  # measured 0.84
+
+
+# --------------------------------------------------------------------------
+# issue 12
+# --------------------------------------------------------------------------
+def test_kneighbors_with_batch_size_auto(backend):
+    # TypeError: 'str' object cannot be interpreted as an integer
+    X, Y, labels = _bank()
+    ref = ASIFClassifier(top_k=20).fit(X, labels)
+    clf = ASIFClassifier(top_k=20, batch_size="auto").fit(backend.asarray(X), labels)
+    dist, ind = clf.kneighbors(backend.asarray(X[:50]), 2)
+    dist_ref, ind_ref = ref.kneighbors(X[:50], 2)
+    assert_allclose(backend.to_numpy(dist), dist_ref, atol=1e-12)
+    assert_array_equal(backend.to_numpy(ind), ind_ref)
+    # an int batch is honoured too
+    _, ind7 = ASIFClassifier(top_k=20, batch_size=7).fit(X, labels).kneighbors(X[:50], 2)
+    assert_array_equal(ind7, ind_ref)
+
+
+@pytest.mark.parametrize("change", [dict(top_k=50), dict(exponent=3.0), dict(center=True)])
+def test_parameters_changed_after_fit_refuse_prediction(backend, change):
+    X, Y, labels = _bank()
+    clf = ASIFClassifier(top_k=20, exponent=2.0).fit(backend.asarray(X), labels)
+    clf.set_params(**change)
+    (name, _), = change.items()
+    for method in ("predict", "decision_function", "kneighbors"):
+        with pytest.raises(NotFittedError, match=f"fitted with {name}=.*but {name} is now"):
+            getattr(clf, method)(backend.asarray(X[:5]))
+    assert clf.fit(backend.asarray(X), labels).predict(backend.asarray(X[:5])).shape == (5,)
+
+
+def test_temperature_changed_after_fit_is_validated():
+    X, Y, labels = _bank()
+    clf = ASIFClassifier(top_k=20).fit(X, labels)
+    clf.set_params(temperature=-1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        clf.predict_proba(X[:5])
+    assert clf.set_params(temperature=0.1).predict_proba(X[:5]).shape == (5, 3)

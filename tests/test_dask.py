@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, StandardScaler  # noqa: E402
 
 from sklearn_latent import (  # noqa: E402
+    ASIFClassifier,
     ProcrustesTranslator,
     RelativeProjector,
     load,
@@ -406,3 +407,11 @@ def test_cluster_gridsearch_with_joblib_dask_backend(client):
         ours = GridSearchCV(ProcrustesTranslator(), tgrid, cv=3, n_jobs=-1).fit(Xs, Ys)
     np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
                                ref.cv_results_["mean_test_score"], rtol=1e-10)
+
+
+def test_transform_needs_a_transformer():
+    # AttributeError: 'ASIFClassifier' object has no attribute 'transform' (issue 12)
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    clf = ASIFClassifier(top_k=5).fit(X, np.arange(60) % 3)
+    with pytest.raises(TypeError, match="needs a transformer.*ASIFClassifier has no transform"):
+        sld.transform(clf, da.from_array(X, chunks=20))

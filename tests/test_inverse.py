@@ -302,7 +302,7 @@ def test_grid_search_tunes_pruning_on_paired_data():
         (dict(prune_threshold=0.5, n_subspaces=50), ValueError, "n_subspaces=50 exceeds"),
         (dict(alpha=-1.0), ValueError, "alpha == -1.0"),
         (dict(rescale="max"), ValueError, "rescale='max'"),
-        (dict(n_anchors=500), ValueError, "n_anchors=500 exceeds"),
+        (dict(n_anchors=1.5), ValueError, r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
         (dict(n_anchors=1), ValueError, "at least 2 anchors"),
     ],
 )

@@ -268,7 +268,7 @@ def test_grid_search_over_invariances():
         (dict(aggregation="max"), ValueError, "aggregation='max'"),
         (dict(normalize="minmax"), ValueError, "normalize='minmax'"),
         (dict(center="yes"), TypeError, "center"),
-        (dict(n_anchors=500), ValueError, "n_anchors=500 exceeds"),
+        (dict(n_anchors=1.5), ValueError, r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
     ],
 )
 def test_bad_params_leave_estimator_unchanged(params, error, match):
@@ -394,3 +394,31 @@ def test_digits_stitching_product_at_least_best_single():
     # absolute baseline: a classifier on one encoder's space is near chance on another's
     clf_abs = fit_single_thread(LogisticRegression(max_iter=3000), Htr_tgt, y_train)
     assert clf_abs.score(digits_encoder("B")[1], y_test) < 0.3
+
+
+# --------------------------------------------------------------------------
+# issue 12
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("change", [
+    dict(normalize=None), dict(normalize="layer"), dict(metrics=("cosine", "l1")),
+    dict(aggregation="sum"), dict(center=False),
+])
+def test_parameters_changed_after_fit_refuse_transform(backend, change):
+    from sklearn.exceptions import NotFittedError
+
+    X = backend.asarray(np.random.default_rng(0).normal(size=(60, 5)))
+    est = ProductInvarianceProjector(10, normalize="standard", random_state=0).fit(X)
+    est.set_params(**change)
+    (name, _), = change.items()
+    with pytest.raises(NotFittedError, match=f"fitted with {name}=.*but {name} is now"):
+        est.transform(X)
+    assert backend.to_numpy(est.fit(X).transform(X)).shape[0] == 60
+
+
+def test_single_centered_anchor_raises(backend):
+    X = backend.asarray(np.random.default_rng(0).normal(size=(60, 5)))
+    with pytest.raises(ValueError, match="n_anchors=1 gives 1 anchor"):
+        ProductInvarianceProjector(1).fit(X)
+    # the distances alone are translation invariant: one anchor is fine
+    est = ProductInvarianceProjector(1, metrics=("euclidean", "l1"), random_state=0).fit(X)
+    assert backend.to_numpy(est.transform(X)).shape == (60, 2)

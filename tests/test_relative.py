@@ -490,13 +490,13 @@ def test_bad_data(X, exc, match):
 
 
 BAD_PARAMS = [
-    ("n_anchors-too-large", {"n_anchors": 21}, ValueError,
-     "n_anchors=21 exceeds the number of samples in X: n_samples=20"),
+    ("n_anchors-fraction", {"n_anchors": 1.5}, ValueError,
+     r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
     ("n_anchors-zero", {"n_anchors": 0}, ValueError, "n_anchors=0 must be at least 1"),
     ("n_anchors-negative", {"n_anchors": -1}, ValueError, "n_anchors=-1 must be at least 1"),
     ("n_anchors-fraction", {"n_anchors": 1.2}, ValueError, "n_anchors=1.2 as a fraction"),
     ("n_anchors-bool", {"n_anchors": True}, TypeError, "n_anchors must be an int"),
-    ("n_anchors-fps", {"n_anchors": 21, "anchors": "fps"}, ValueError, "n_anchors=21"),
+    ("n_anchors-fps", {"n_anchors": 0, "anchors": "fps"}, ValueError, "n_anchors=0"),
     ("metric", {"metric": "cosinus"}, ValueError, "metric='cosinus' is not supported"),
     ("anchors", {"anchors": "farthest"}, ValueError, "anchors='farthest' is not supported"),
     ("stratified-no-y", {"anchors": "stratified"}, ValueError,
@@ -542,7 +542,7 @@ def test_bad_params(params, exc, match):
 
 def test_bad_params_on_tensor_input():
     X = torch.from_numpy(GOOD.copy())
-    _assert_fit_fails_cleanly({"n_anchors": 21}, X, ValueError, "n_anchors=21 exceeds")
+    _assert_fit_fails_cleanly({"n_anchors": 1.5}, X, ValueError, "n_anchors=1.5 as a fraction")
     _assert_fit_fails_cleanly({"anchors": [0, 20]}, X, ValueError, "anchor indices must lie")
 
 
@@ -592,14 +592,18 @@ def test_zero_rows_and_duplicate_anchors_give_finite_output(backend, center, met
         assert_allclose(R[[4, 9]], zero, atol=1e-12)  # zero samples
 
 
-def test_all_anchors_identical_gives_zeros_not_nan():
+def test_all_anchors_identical_is_refused_with_centering():
+    # centered, they are all the zero vector: every similarity would be 0 (issue 12)
     X = _data(n=20, d=4)
-    proj = RelativeProjector(anchors=np.array([3, 3, 3])).fit(X)
-    R = proj.transform(X)
-    assert np.isfinite(R).all()
-    assert_array_equal(R, 0.0)  # centered anchors are all zero
-    R = RelativeProjector(anchors=np.array([3, 3]), normalize="standard").fit_transform(X)
-    assert np.isfinite(R).all()
+    with pytest.raises(ValueError, match="the 3 anchors are all equal"):
+        RelativeProjector(anchors=np.array([3, 3, 3])).fit(X)
+    with pytest.raises(ValueError, match="the 2 anchors are all equal"):
+        RelativeProjector(anchors=np.array([3, 3]), normalize="standard").fit(X)
+    # without centering (or for a distance) they are valid, if redundant, anchors
+    R = RelativeProjector(anchors=np.array([3, 3]), center=False).fit(X).transform(X)
+    assert np.isfinite(R).all() and np.abs(R).max() > 0
+    R = RelativeProjector(anchors=np.array([3, 3]), metric="euclidean").fit(X).transform(X)
+    assert np.isfinite(R).all() and np.abs(R).max() > 0
 
 
 # --------------------------------------------------------------------------
@@ -650,3 +654,87 @@ def test_zero_shot_stitching_on_digits(digits_encoders):
     for metric, (own, stitched) in figures.items():
         assert own >= 0.9, metric
         assert stitched >= 0.90, metric
+
+
+# --------------------------------------------------------------------------
+# issue 12: degenerate anchors, parameters changed after fit, n_anchors > rows
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["cosine", "angular", "dot"])
+def test_single_centered_anchor_raises(backend, metric):
+    # it used to return all zeros (a single centered anchor is the zero vector)
+    X = backend.asarray(_data(n=30, d=4))
+    with pytest.raises(ValueError, match="n_anchors=1 gives 1 anchor.*at least 2 anchors"):
+        RelativeProjector(1, metric=metric).fit(X)
+    with pytest.raises(ValueError, match="anchors gives 1 anchor"):
+        RelativeProjector(anchors=np.array([3]), metric=metric).fit(X)
+    # without centering, or for a distance, one anchor is a valid description
+    for params in (dict(center=False, metric=metric), dict(metric="euclidean")):
+        R = backend.to_numpy(RelativeProjector(1, random_state=0, **params).fit(X).transform(X))
+        assert R.shape == (30, 1) and np.abs(R).max() > 0
+
+
+def test_callable_returning_more_than_n_anchors_raises(backend):
+    X = backend.asarray(_data(n=30, d=4))
+
+    def too_many(Xv, n_anchors, random_state):
+        return np.arange(n_anchors + 3)
+
+    with pytest.raises(ValueError, match="too_many returned 8 indices for n_anchors=5"):
+        RelativeProjector(5, anchors=too_many).fit(X)
+    proj = RelativeProjector(5, anchors=lambda Xv, k, rs: np.arange(k - 1)).fit(X)
+    assert proj.anchors_.shape[0] == 4  # fewer is the callable's choice
+
+
+@pytest.mark.parametrize("change", [
+    dict(normalize="standard"), dict(normalize="l2"), dict(top_k=30), dict(top_k=5),
+    dict(metric="euclidean"), dict(center=False), dict(exponent=2.0), dict(p=3.0),
+])
+def test_parameters_changed_after_fit_refuse_transform(backend, change):
+    # normalize="standard" after fit raised AttributeError; top_k=30 > 10 anchors went
+    # unchecked; the other changes silently mixed old fitted state with new parameters
+    X = backend.asarray(_data(n=40, d=4))
+    proj = RelativeProjector(10, random_state=0).fit(X)
+    (name, value), = change.items()
+    proj.set_params(**change)
+    with pytest.raises(NotFittedError, match=f"fitted with {name}=.*but {name} is now"):
+        proj.transform(X)
+    if name != "metric":
+        with pytest.raises(NotFittedError, match=f"{name}"):
+            proj.inverse_transform(np.zeros((2, 10)))
+    if change == dict(top_k=30):  # and validates them against the anchors
+        with pytest.raises(ValueError, match=r"top_k=30 must lie in \[1, n_anchors=10\]"):
+            proj.fit(X)
+        return
+    R = backend.to_numpy(proj.fit(X).transform(X))  # a new fit takes them
+    assert R.shape == (40, 10)
+
+
+def test_where_and_in_how_many_chunks_may_change_after_fit(backend):
+    X = backend.asarray(_data(n=40, d=4))
+    proj = RelativeProjector(10, random_state=0).fit(X)
+    full = backend.to_numpy(proj.transform(X))
+    got = backend.to_numpy(proj.set_params(batch_size=7, device="cpu").transform(X))
+    assert_allclose(got, full)
+
+
+@pytest.mark.parametrize("anchors", ["random", "fps", "kmeans", "callable"])
+def test_n_anchors_above_the_rows_takes_every_row_with_a_warning(backend, anchors):
+    X = _data(n=20, d=4)
+    strategy = (lambda Xv, k, rs: np.arange(k)[::-1]) if anchors == "callable" else anchors
+    with pytest.warns(UserWarning, match="n_anchors=300 exceeds the 20 rows of X: every row"):
+        proj = RelativeProjector(300, anchors=strategy, random_state=0).fit(backend.asarray(X))
+    assert_array_equal(np.sort(proj.anchor_indices_), np.arange(20))
+    # parallel anchors: another space of the same 20 samples gets the same rows, in order
+    Q = ortho_group.rvs(4, random_state=0)
+    with pytest.warns(UserWarning, match="exceeds"):
+        other = RelativeProjector(300, anchors=strategy, random_state=0).fit(X @ Q)
+    if anchors != "kmeans":  # k-means picks by geometry, the same up to rotation anyway
+        assert_array_equal(other.anchor_indices_, proj.anchor_indices_)
+    # explicit indices are never truncated: out of range is an error
+    with pytest.raises(ValueError, match="anchor indices must lie in"):
+        RelativeProjector(anchors=np.arange(25)).fit(X)
+    # a fraction or None never warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RelativeProjector(None).fit(X)
+        RelativeProjector(1.0).fit(X)

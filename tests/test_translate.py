@@ -707,7 +707,7 @@ def paired():
         ({"alpha": -1.0}, "alpha == -1.0, must be >= 0.0"),
         ({"alpha": float("inf")}, "alpha=inf must be finite"),
         ({"n_anchors": 1}, "n_anchors=1 gives 1 sample"),
-        ({"n_anchors": 31}, "n_anchors=31 exceeds"),
+        ({"n_anchors": 1.5}, r"n_anchors=1.5 as a fraction must lie in \(0, 1\]"),
         ({"anchors": np.zeros((3, 4))}, "explicit anchor vectors"),
         ({"anchors": np.array([0, 99])}, r"must lie in \[0, 30\)"),
     ],

@@ -96,12 +96,75 @@ def _safe_normalize(X, ref=None):
     return X / norms.clamp_min(_EPS.get(X.dtype, 1e-12))
 
 
+# --- centering -------------------------------------------------------------
+# A center is None, a tensor of the data's dtype, or a pair ``(hi, lo)`` of
+# tensors of the data's dtype whose unevaluated sum is a float64 center
+# (:func:`_split_center`).  ``x - hi`` is exact wherever x is within a factor of
+# two of hi (Sterbenz), and ``(x - hi) - lo`` is then ``x - center`` rounded
+# once: float32 data with offsets of 1e6 times their spread are centered as
+# accurately as in float64, at the cost of one in-place subtraction.
+
+
+def _split_center(center, anchors):
+    """A (float64) center in the anchors' dtype: a tensor, or ``(hi, lo)`` when that matters.
+
+    ``lo`` (the part of the center below the resolution of ``hi``) is kept only
+    when it exceeds one unit of roundoff of the spread of the centered anchors,
+    i.e. when the offset of the data is large relative to its spread: data
+    near the origin take the single-subtraction path.
+    """
+    dtype = anchors.dtype
+    if center is None or center.dtype == dtype or not dtype.is_floating_point:
+        return None if center is None else center.to(dtype)
+    hi = center.to(dtype)
+    lo = center - hi.to(center.dtype)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return hi, lo.to(dtype)
+    spread = _row_norms(anchors.to(center.dtype) - center).mean()
+    if float(_row_norms(lo.reshape(1, -1)).reshape(())) <= torch.finfo(dtype).eps * float(spread):
+        return hi
+    return hi, lo.to(dtype)
+
+
+def _sub_center(X, center, out=None):
+    """``X - center`` for any center representation (``out`` may be given)."""
+    if isinstance(center, tuple):
+        hi, lo = center
+        return torch.sub(X, hi, out=out).sub_(lo) if out is not None else (X - hi) - lo
+    return torch.sub(X, center, out=out) if out is not None else X - center
+
+
+def _center_hi(center):
+    return center[0] if isinstance(center, tuple) else center
+
+
+def _center_map(center, fn):
+    """``fn`` applied to each part of a center."""
+    if center is None:
+        return None
+    return tuple(fn(c) for c in center) if isinstance(center, tuple) else fn(center)
+
+
+def _center_eps(center, dtype):
+    """Relative rounding error of ``x - center`` with respect to ``||x|| + ||center||``.
+
+    One unit of roundoff of the dtype for a plain center; for a split center the
+    subtraction is accurate to about the square of it (never below float64's).
+    """
+    eps = torch.finfo(dtype).eps
+    if isinstance(center, tuple):
+        return max(eps * eps, torch.finfo(torch.float64).eps)
+    return eps
+
+
 def _center_normalize(X, center):
     """``_safe_normalize(X - center)``, with rows equal to ``center`` up to rounding -> 0."""
     if center is None:
         return _safe_normalize(X)
-    ref = _row_norms(X).reshape(-1) + _row_norms(center.reshape(1, -1)).reshape(())
-    return _safe_normalize(X - center, ref)
+    c = _center_hi(center)
+    ref = _row_norms(X).reshape(-1) + _row_norms(c.reshape(1, -1)).reshape(())
+    ref = ref * (_center_eps(center, X.dtype) / torch.finfo(X.dtype).eps)
+    return _safe_normalize(_sub_center(X, center), ref)
 
 
 def _prepare(anchors, metric, center):
@@ -109,7 +172,7 @@ def _prepare(anchors, metric, center):
     if metric in ("cosine", "angular"):
         return _center_normalize(anchors, center)
     if center is not None:
-        anchors = anchors - center
+        anchors = _sub_center(anchors, center)
     if metric == "euclidean":
         return anchors, (anchors * anchors).sum(dim=1)
     return anchors
@@ -142,6 +205,75 @@ def _row_blocks(n, step, min_rows=_MIN_BLOCK_ROWS):
     return blocks
 
 
+#: Euclidean entries with ``||x - a||^2 <= (||x||^2 + max ||a||^2) / _EXACT_RATIO`` lie
+#: where ``||x||^2 + ||a||^2 - 2 x.a`` cancels: their rows are recomputed in float64.
+_EXACT_RATIO = 64.0
+
+
+def _rows64(xb, rows, A64):
+    """``(rows, xb[rows] in float64)`` in groups whose (rows, k, d) temporary stays small.
+
+    The recomputation is elementwise with one reduction per entry (no GEMM), so
+    an entry does not depend on how many rows are recomputed with it: chunking
+    never changes the result.
+    """
+    step = max(1, _BLOCK_ELEMENTS_OTHER // (4 * max(1, A64.numel())))
+    for s in range(0, rows.numel(), step):
+        r = rows[s : s + step]
+        yield r, xb[r].to(torch.float64)
+
+
+def _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache):
+    """Recompute in float64 the rows of squared distances ``ob`` that cancelled.
+
+    ``||x||^2 + ||a||^2 - 2 x.a`` loses ``eps * (||x||^2 + ||a||^2)`` absolutely,
+    which is all of a small distance (an anchor's distance to itself came out
+    as 1e-3 of the typical distance in float32).  Rows holding an entry below
+    ``1 / _EXACT_RATIO`` of that scale are recomputed in float64 from the
+    differences of the same (centered) values, so every distance is accurate to a few units of
+    roundoff of the typical distance and a row equal to an anchor gets 0 up to
+    the resolution of the centered data.  On spread-out data only the rows
+    close to an anchor are redone (for float64 data the rows are left as is).
+    """
+    if ob.dtype == torch.float64 or ob.shape[1] == 0:
+        return
+    limit = (x_sq.reshape(-1) + a_sq.max()) / _EXACT_RATIO
+    rows = torch.nonzero(ob.amin(dim=1) <= limit).reshape(-1)
+    if rows.numel() == 0:
+        return
+    if "A64" not in cache:
+        cache["A64"] = A.to(torch.float64)
+    for r, x64 in _rows64(xb, rows, cache["A64"]):
+        ob[r] = (x64[:, None, :] - cache["A64"]).square_().sum(dim=2).to(ob.dtype)
+
+
+#: Angular entries with ``|cos| >= 1 - _EXACT_COS`` (within about 14 degrees of an
+#: anchor or its opposite), where arccos turns one unit of roundoff of the cosine
+#: into ``sqrt(2 eps)`` of angle: their rows are recomputed in float64.
+_EXACT_COS = 1.0 / 32.0
+
+
+def _exact_angle_rows(ob, xb, A, cache):
+    """Overwrite with float64 angles the rows of ``ob`` (angles) that hold a cosine near +-1.
+
+    ``xb`` is the centered block; its rows and the (normalized) anchors are
+    renormalized in float64, so the cosine of a row with itself is 1 to
+    float64 precision and its angle 0 up to the float32 resolution of the data.
+    """
+    if ob.dtype == torch.float64 or ob.shape[1] == 0:
+        return
+    limit = math.acos(1.0 - _EXACT_COS)
+    near = (ob.amin(dim=1) <= limit) | (ob.amax(dim=1) >= math.pi - limit)
+    rows = torch.nonzero(near).reshape(-1)
+    if rows.numel() == 0:
+        return
+    if "A64" not in cache:
+        cache["A64"] = _safe_normalize(A.to(torch.float64))
+    for r, x64 in _rows64(xb, rows, cache["A64"]):
+        cos = (_safe_normalize(x64)[:, None, :] * cache["A64"]).sum(dim=2)
+        ob[r] = torch.arccos(cos.clamp_(-1.0, 1.0)).to(ob.dtype)
+
+
 def _gemm_blocked(X, prepared, metric, center):
     """Cosine, dot or euclidean (no autograd) by row blocks into one preallocated result.
 
@@ -150,6 +282,9 @@ def _gemm_blocked(X, prepared, metric, center):
     ``X @ A.T - c @ A.T``, which cancels catastrophically in float32 on data
     with large offsets) into one reused buffer, the GEMM writes straight into
     the result, and cosine divides the result rows by ``||x - c||`` in place.
+    A split center ``(hi, lo)`` (:func:`_split_center`) costs one more in-place
+    subtraction on the buffer.  Euclidean and angular rows near an anchor are
+    recomputed in float64 (:func:`_exact_sq_rows`, :func:`_exact_angle_rows`).
     """
     A, a_sq = prepared if metric == "euclidean" else (prepared, None)
     n, d = X.shape
@@ -157,29 +292,36 @@ def _gemm_blocked(X, prepared, metric, center):
     step = _BLOCK_ELEMENTS.get(X.device.type, _BLOCK_ELEMENTS_OTHER) // d
     step = max(_MIN_BLOCK_ROWS, step - step % _MIN_BLOCK_ROWS)
     blocks = _row_blocks(n, step)
+    cache = {}
     if center is not None:
         buf = torch.empty((max(b - a for a, b in blocks), d), dtype=X.dtype, device=X.device)
-        c_norm = torch.linalg.vector_norm(center)
+        c_norm = torch.linalg.vector_norm(_center_hi(center))
+        noise_eps = _NOISE_ULPS * _center_eps(center, X.dtype)
     for start, stop in blocks:
         xb = X[start:stop]
         ob = out[start:stop]
         if center is not None:
-            xb = torch.sub(xb, center, out=buf[: xb.shape[0]])
+            xb = _sub_center(xb, center, out=buf[: xb.shape[0]])
         if metric == "dot":
             torch.mm(xb, A.T, out=ob)
             continue
         if metric == "euclidean":
             x_sq = torch.linalg.vector_norm(xb, dim=1, keepdim=True).square_()
             torch.addmm(a_sq, xb, A.T, alpha=-2.0, out=ob)
-            ob.add_(x_sq).clamp_min_(0.0).sqrt_()
+            ob.add_(x_sq)
+            _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache)
+            ob.clamp_min_(0.0).sqrt_()
         else:  # same divisor as _safe_normalize: a zero row gives 0
             torch.mm(xb, A.T, out=ob)
             norms = torch.linalg.vector_norm(xb, dim=1, keepdim=True)
             if center is not None:  # equal to center up to rounding: zero (as _center_normalize)
                 ref = torch.linalg.vector_norm(X[start:stop], dim=1, keepdim=True)
-                noise = (ref + c_norm) * (_NOISE_ULPS * torch.finfo(X.dtype).eps)
+                noise = (ref + c_norm) * noise_eps
                 norms = torch.where(norms <= noise, torch.inf, norms)
             ob.div_(norms.clamp_min_(_EPS.get(X.dtype, 1e-12)))
+            if metric == "angular":
+                torch.arccos(ob.clamp_(-1.0, 1.0), out=ob)
+                _exact_angle_rows(ob, xb, A, cache)
     return out
 
 
@@ -193,8 +335,7 @@ def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
         t is not None and t.requires_grad for t in (X, center, *parts)
     )
     if metric in _GEMM_METRICS and not needs_grad and blocked:
-        out = _gemm_blocked(X, prepared, metric, center)
-        return torch.arccos(out.clamp_(-1.0, 1.0), out=out) if metric == "angular" else out
+        return _gemm_blocked(X, prepared, metric, center)
     # Differentiable path (also the reference the blocked kernel is tested against).
     if metric in ("cosine", "angular"):
         out = _center_normalize(X, center) @ prepared.T
@@ -202,7 +343,7 @@ def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
             out = torch.arccos(out.clamp_(-1.0, 1.0))
         return out
     if center is not None:
-        X = X - center
+        X = _sub_center(X, center)
     if metric == "dot":
         return X @ prepared.T
     if metric == "euclidean":
@@ -346,15 +487,19 @@ def _relative_projector(
     row, e.g. L2 or LayerNorm, which a positive factor does not change), so dot
     products beyond the dtype's range still give the normalized result.
     """
-    center = _effective_center(anchors, metric, center)
+    if metric == "lp" and float(p) == 2.0:
+        metric = "euclidean"  # the same distance; cdist's GEMM path cancels like it
+    if center is None and metric in _DIFFERENCE_METRICS:
+        center = anchors.to(torch.float64).mean(dim=0)  # see _effective_center
+    center = _split_center(center, anchors)
     prepared = {1.0: (center, _prepare(anchors, metric, center))}
-    a_max = max(_max_abs(anchors), _max_abs(center))
+    a_max = max(_max_abs(anchors), _max_abs(_center_hi(center)))
     q = max(2.0, float(p)) if metric == "lp" else 2.0
 
     def project(X):
         c = _rescale_factor(max(_max_abs(X), a_max), X.dtype, X.shape[1], q)
         if c not in prepared:
-            cen = None if center is None else center / c
+            cen = _center_map(center, lambda t: t / c)
             prepared[c] = (cen, _prepare(anchors / c, metric, cen))
         cen, prep = prepared[c]
         R = _pairwise_prepared(X if c == 1.0 else X / c, prep, metric, cen, p)
