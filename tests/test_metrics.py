@@ -113,8 +113,11 @@ def _pair(n=60, dx=6, dy=5, seed=0, noise=1.0):
 # --------------------------------------------------------------------------
 def test_reference_values(backend):
     X, Y = backend.asarray(X_REF), backend.asarray(Y_REF)
-    assert round(linear_cka(X, Y), 4) == 0.2815
-    assert round(rbf_cka(X, Y), 4) == 0.3945
+    # The references are quoted to 4 decimals; rbf_cka measures 0.3944531, 3e-6 above the
+    # rounding boundary 0.39445, so round(., 4) == 0.3945 would flip on a change in the 6th
+    # decimal.  Compare within one unit of the quoted precision instead.
+    assert linear_cka(X, Y) == pytest.approx(0.2815, abs=1e-4)
+    assert rbf_cka(X, Y) == pytest.approx(0.3945, abs=1e-4)
     Xc, Yc = X_REF - X_REF.mean(0), Y_REF - Y_REF.mean(0)
     assert_allclose(linear_cka(X, Y), _naive_linear_cka(Xc, Yc))
     assert_allclose(rbf_cka(X, Y), _naive_rbf_cka(X_REF, Y_REF), rtol=1e-12)
