@@ -464,7 +464,9 @@ def test_refused_pt_file_is_one_clean_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1
     assert_one_line_error(captured.err, "--source", "obj.pt", "refused", "Refused")
-    assert "\x1b" not in captured.err and len(captured.err) < 250
+    # short apart from the file's own path (torch's refusal is over 1,000 characters)
+    assert "\x1b" not in captured.err
+    assert len(captured.err.replace(str(tmp_path / "obj.pt"), "FILE")) < 250
 
 
 class Refused:
