@@ -242,6 +242,9 @@ class _Outputs:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
                                    suffix=".part")
         self._pending.append((tmp, path))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have given
         return os.fdopen(fd, "wb")
 
     def commit(self):

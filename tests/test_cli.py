@@ -76,7 +76,9 @@ def test_evaluate_end_to_end(files, capsys):
     res = pd.read_csv(out / "stitching.csv")
     assert len(res) == 2 * 9 and set(res.method) == {"absolute", "orthogonal"}
     acc = res.set_index(["method", "source", "target"]).accuracy
-    assert acc["orthogonal", "x", "y"] > 0.9 > acc["absolute", "x", "y"]
+    # 45 test rows: measured orthogonal 0.956 (2 wrong), absolute 0.533; the bound leaves
+    # 7 rows of margin on either side
+    assert acc["orthogonal", "x", "y"] > 0.8 > acc["absolute", "x", "y"]
     assert acc["orthogonal", "z", "x"] > 0.7   # z is a lossy 6-d image of x: measured 0.82
     assert np.isnan(acc["absolute", "x", "z"])
     assert (out / "stitching.png").stat().st_size > 1000
@@ -462,7 +464,9 @@ def test_refused_pt_file_is_one_clean_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1
     assert_one_line_error(captured.err, "--source", "obj.pt", "refused", "Refused")
-    assert "\x1b" not in captured.err and len(captured.err) < 250
+    # short apart from the file's own path (torch's refusal is over 1,000 characters)
+    assert "\x1b" not in captured.err
+    assert len(captured.err.replace(str(tmp_path / "obj.pt"), "FILE")) < 250
 
 
 class Refused:
@@ -491,10 +495,11 @@ def test_quick_demo_end_to_end(tmp_path):
     assert list(res.method.unique()) == ["absolute", "relative", "orthogonal", "inverse-pruned"]
     assert len(res) == 4 * 9
     off = res[res.source != res.target]
-    # quick encoders (40 epochs): measured absolute 0.11, relative >= 0.86,
-    # orthogonal >= 0.90, inverse-pruned >= 0.85
+    # quick encoders (40 epochs; their training follows the BLAS kernels' rounding), 540
+    # test digits, chance 0.1: measured absolute max 0.115, relative min 0.857, orthogonal
+    # min 0.898, inverse-pruned min 0.826.  Each bound leaves >= 50 digits of margin.
     assert off[off.method == "absolute"].accuracy.max() < 0.3
-    assert off[off.method == "relative"].accuracy.min() > 0.85
-    assert off[off.method == "orthogonal"].accuracy.min() > 0.85
-    assert off[off.method == "inverse-pruned"].accuracy.min() > 0.75
+    assert off[off.method == "relative"].accuracy.min() > 0.75
+    assert off[off.method == "orthogonal"].accuracy.min() > 0.8
+    assert off[off.method == "inverse-pruned"].accuracy.min() > 0.7
     assert (tmp_path / "demo" / "stitching.png").stat().st_size > 10000

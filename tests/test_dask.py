@@ -161,7 +161,11 @@ def test_estimator_enters_the_graph_once():
     size = len(pickle.dumps(est))
     assert size > 700_000
     ours = _graph_bytes(sld.transform(est, X))
-    assert sum(ours) < 1.2 * size and max(ours) > size  # one task holds it
+    # One task holds it: its size is the estimator's (cloudpickle vs pickle: measured
+    # 1.00006 x), all the others are small, so the graph is about 1 x (measured 1.08 x);
+    # twice in the graph would be >= 2 x.  The bounds sit halfway and well below 1 x.
+    assert max(ours) > 0.9 * size
+    assert sum(ours) < 1.5 * size
     # The measurement can tell: embedding it as a plain argument costs once per block.
     naive = da.map_blocks(lambda b, e: e.transform(b), X, est, dtype=float,
                           chunks=(X.chunks[0], (3000,)))

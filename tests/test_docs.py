@@ -164,3 +164,52 @@ def test_gallery_scraper_saves_pyplot_less_figures_once(tmp_path):
     # neither the saved figure nor the closed pyplot one is saved again
     assert scrapers.unmanaged_figures(None, block_vars, {"src_dir": str(tmp_path)}) == ""
     assert not paths[1].exists()
+
+
+def readme_python_blocks():
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_quick_start_tests_on_rows_no_encoder_saw(monkeypatch):
+    """The quick start runs as written (on two tiny encoders instead of the demo's five),
+    and its stitching table is scored on the test rows of the encoders' own split."""
+    pytest.importorskip("pandas")
+    import warnings
+
+    from sklearn_latent import datasets
+
+    real = datasets.make_digits_spaces
+    monkeypatch.setattr(datasets, "make_digits_spaces", lambda: real(
+        {"mlp64-s0": (32, 0), "mlp64-s1": (32, 1)}, max_iter=20))
+    (code,) = readme_python_blocks()
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "README.md", "exec"), namespace)
+    table, d = namespace["table"], namespace["d"]
+    assert table.attrs["test"] == d.test.tolist()
+    assert not set(table.attrs["anchors"]) & set(d.test.tolist())
+
+
+def demo_table():
+    """The summary table of docs/stitching.md's "The demo's numbers": method -> columns."""
+    text = (DOCS / "stitching.md").read_text()
+    section = text[text.index("## The demo's numbers"):]
+    rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", section, flags=re.M)
+    return {m: tuple(cols) for m, *cols in rows}
+
+
+def test_readme_quotes_the_demo_table():
+    """README's numbers are the demo summary that docs/stitching.md reports, digit for digit."""
+    table = demo_table()
+    assert len(table) == 9
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    quoted = {"absolute": "raw embeddings scores", "relative": "through the relative space",
+              "orthogonal": "orthogonal Procrustes translation",
+              "inverse": "the inverse relative projection"}
+    for method, phrase in quoted.items():
+        number = re.search(re.escape(phrase) + r" \*\*([\d.]+)\*\*", readme)
+        assert number, phrase
+        assert number.group(1) == table[method][1], (method, number.group(1), table[method])
+    own = re.search(r"heads' own accuracy ([\d.]+)", readme).group(1)
+    assert own == table["absolute"][0]

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.stats import ortho_group
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -112,8 +113,11 @@ def _pair(n=60, dx=6, dy=5, seed=0, noise=1.0):
 # --------------------------------------------------------------------------
 def test_reference_values(backend):
     X, Y = backend.asarray(X_REF), backend.asarray(Y_REF)
-    assert round(linear_cka(X, Y), 4) == 0.2815
-    assert round(rbf_cka(X, Y), 4) == 0.3945
+    # The references are quoted to 4 decimals; rbf_cka measures 0.3944531, 3e-6 above the
+    # rounding boundary 0.39445, so round(., 4) == 0.3945 would flip on a change in the 6th
+    # decimal.  Compare within one unit of the quoted precision instead.
+    assert linear_cka(X, Y) == pytest.approx(0.2815, abs=1e-4)
+    assert rbf_cka(X, Y) == pytest.approx(0.3945, abs=1e-4)
     Xc, Yc = X_REF - X_REF.mean(0), Y_REF - Y_REF.mean(0)
     assert_allclose(linear_cka(X, Y), _naive_linear_cka(Xc, Yc))
     assert_allclose(rbf_cka(X, Y), _naive_rbf_cka(X_REF, Y_REF), rtol=1e-12)
@@ -602,12 +606,19 @@ def test_scorer_names_and_fallbacks():
 
 
 def test_grid_search_selects_by_retrieval():
-    """A huge ridge penalty shrinks the map to the mean: every retrieval scorer sees it."""
+    """A huge ridge penalty shrinks the affine map to the mean: every retrieval scorer sees it.
+
+    With ``method="linear", scaling=None`` (no intercept: the +2 offset of Y cannot be
+    fitted) the two candidates scored within 4 of 120 queries of each other, and top-1
+    was even reversed at noise 0.3; the affine map gives a real contrast (measured mrr
+    0.518 vs 0.107, top-1 0.350 vs 0.025 = one query per fold, paired cosine 0.931 vs
+    0.849).
+    """
     X, Y, _ = _translation_data(noise=0.8)
     scoring = {name: get_scorer(name) for name in
                ("paired_cosine", "mrr", "top_1_accuracy", "top_5_accuracy", "neg_mean_rank")}
     search = GridSearchCV(
-        ProcrustesTranslator(method="linear", scaling=None),
+        ProcrustesTranslator(method="affine", scaling=None),
         {"alpha": [0.0, 1e9]}, scoring=scoring, refit="mrr", cv=3,
     ).fit(X, Y)
     assert search.best_params_ == {"alpha": 0.0}
@@ -615,9 +626,12 @@ def test_grid_search_selects_by_retrieval():
     for name in scoring:
         good, bad = res[f"mean_test_{name}"]
         assert good > bad, name
+    # the shrunk map predicts (about) the mean for every query: retrieval at chance (1/40)
+    assert res["mean_test_top_1_accuracy"][1] < 0.05 < 0.3 < res["mean_test_top_1_accuracy"][0]
+    assert res["mean_test_mrr"][0] > 2 * res["mean_test_mrr"][1]
     assert res["mean_test_neg_mean_rank"][0] < 0
     # one scorer, not a dict
-    search = GridSearchCV(ProcrustesTranslator(method="linear", scaling=None),
+    search = GridSearchCV(ProcrustesTranslator(method="affine", scaling=None),
                           {"alpha": [1e9, 0.0]}, scoring=get_scorer("top_1_accuracy"),
                           cv=3).fit(X, Y)
     assert search.best_params_ == {"alpha": 0.0}
@@ -654,7 +668,14 @@ def test_scorers_with_metadata_routing():
                               scoring=scoring, refit="mrr", cv=3, error_score="raise")
         search.fit(X, labels, target=Y)
         assert search.cv_results_["mean_test_mrr"][0] > 0.9
-        assert search.cv_results_["mean_test_stitch"][0] > 0.9
+        # the routed scorer is the stitched accuracy on each fold's test rows (a reference
+        # computed the same way); it works (chance 0.5, measured 0.908 on 3 x 40 rows)
+        folds = [clf.score(clone(tr).fit(X[a], labels[a], target=Y[a]).transform(X[b]),
+                           labels[b])
+                 for a, b in KFold(3).split(X)]
+        assert search.cv_results_["mean_test_stitch"][0] == pytest.approx(np.mean(folds),
+                                                                          abs=1e-12)
+        assert search.cv_results_["mean_test_stitch"][0] > 0.75
         # labels as y but no routed target: a clear error, not a silent score
         search = GridSearchCV(tr, {"method": ["orthogonal"]},
                               scoring=get_scorer("mrr").set_score_request(target=False),

@@ -388,9 +388,16 @@ def test_digits_stitching_product_at_least_best_single():
     got[(ALL, "sum")] = stitch(ALL, "sum")
     for key, acc in got.items():
         assert acc == pytest.approx(STITCH_C_TO_A[key], abs=0.01), (key, acc)
+    # "At least as good as the best single invariance" holds on average over model pairs,
+    # not digit for digit on one pair: on 540 test digits an accuracy near 0.97 has a
+    # standard error of 0.007, and the gaps measured here (sum +0.004, concat 0.000 over the
+    # best single, euclidean 0.976) are within it.  So: no worse than the best single one by
+    # more than about 3 standard errors (0.02), and better than the worst single one.
     best_single = max(got[(m,)] for m in ALL)
-    assert got[(ALL, "sum")] >= best_single
-    assert got[(ALL, "concat")] >= best_single - 0.005
+    worst_single = min(got[(m,)] for m in ALL)
+    for aggregation in ("sum", "concat"):
+        assert got[(ALL, aggregation)] >= best_single - 0.02, (aggregation, got)
+        assert got[(ALL, aggregation)] > worst_single, (aggregation, got)
     # absolute baseline: a classifier on one encoder's space is near chance on another's
     clf_abs = fit_single_thread(LogisticRegression(max_iter=3000), Htr_tgt, y_train)
     assert clf_abs.score(digits_encoder("B")[1], y_test) < 0.3

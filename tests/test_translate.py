@@ -855,6 +855,9 @@ def test_undetermined_directions_map_to_zero(method):
     assert tr.rank_ == 19
     assert np.linalg.matrix_rank(tr.map_) == 19
     err = np.linalg.norm(tr.transform(X) - X) / np.linalg.norm(X)
-    assert err < 0.85
+    # the 19 determined directions are reproduced, the other 31 of 50 map to zero: the
+    # relative error is about sqrt(31 / 50) = 0.787 (measured 0.782; the identity's
+    # failure modes give >= 1)
+    assert abs(err - np.sqrt(31 / 50)) < 0.05
     # the anchors themselves are still reproduced
     np.testing.assert_allclose(tr.transform(X[:20]), X[:20], atol=1e-8)
