@@ -27,6 +27,7 @@ from ._retrieval import (
     paired_cosine_similarity,
     top_k_accuracy,
 )
+from ._retention import RetentionReport, retention_report, search_top_k
 from ._scorers import get_scorer, get_scorer_names, make_stitching_scorer
 from ._similarity import knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
 
@@ -41,5 +42,8 @@ __all__ = [
     "mutual_knn_alignment",
     "paired_cosine_similarity",
     "rbf_cka",
+    "RetentionReport",
+    "retention_report",
+    "search_top_k",
     "top_k_accuracy",
 ]
