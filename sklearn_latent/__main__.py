@@ -588,6 +588,8 @@ def build_parser():
     tr.add_argument("--save-model", metavar="FILE", help="save the fitted translator")
     tr.add_argument("--apply", metavar="FILE", help="source embeddings to translate")
     tr.add_argument("--out", metavar="FILE", help="where to write the translation (.npy or .pt)")
+    from ._cli import migrate
+    migrate.add_parser(sub)
     return parser
 
 
@@ -614,7 +616,7 @@ def main(argv=None):
         warnings.showwarning = _warning_printer(err)
         try:
             with _threads(getattr(args, "threads", None)):
-                return command[args.command](args, out)
+                return command.get(args.command, getattr(args, "run", None))(args, out)
         except UsageError as exc:
             print(f"{PROG}: error: {_one_line(exc)}", file=err)
             return 2

@@ -218,7 +218,11 @@ class FaissStore(VectorStore):
             except RuntimeError:
                 index = None
             if index is None:
-                index = faiss.read_index(str(self.path))
+                try:
+                    index = faiss.read_index(str(self.path))
+                except RuntimeError as exc:
+                    msg = str(exc).strip().splitlines()[-1]
+                    raise ValueError(f"cannot read {self.path} as a FAISS index: {msg}") from None
         self._index = index
         index = faiss.downcast_index(index)
         self._id_map = None
