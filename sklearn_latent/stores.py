@@ -165,11 +165,37 @@ class NumpyStore(VectorStore):
                 f"{self.path}: ids has shape {self._ids.shape}, vectors {self._vectors.shape}."
             )
 
+    def _npy_layout(self):
+        """(data offset, dtype) of a C-ordered .npy file, else None."""
+        if self.path.suffix == ".npz":
+            return None
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            _, fortran, dtype = read(f)
+            return (None if fortran or dtype.hasobject else (f.tell(), dtype))
+
     def read_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
-        for start in range(0, self.n_rows, chunk_size):
-            stop = min(start + chunk_size, self.n_rows)
-            ids = np.arange(start, stop) if self._ids is None else self._ids[start:stop]
-            yield StoreChunk(ids, np.asarray(self._vectors[start:stop], dtype=np.float32))
+        layout = self._npy_layout()
+        # plain reads rather than the memmap: pages of a mapped file would stay
+        # in the process's resident memory, which would grow with the store
+        f = open(self.path, "rb") if layout else None
+        try:
+            for start in range(0, self.n_rows, chunk_size):
+                stop = min(start + chunk_size, self.n_rows)
+                ids = np.arange(start, stop) if self._ids is None else self._ids[start:stop]
+                if f is None:
+                    block = self._vectors[start:stop]
+                else:
+                    offset, dtype = layout
+                    f.seek(offset + start * self.dim * dtype.itemsize)
+                    block = np.fromfile(f, dtype=dtype, count=(stop - start) * self.dim)
+                    block = block.reshape(stop - start, self.dim)
+                yield StoreChunk(ids, np.asarray(block, dtype=np.float32))
+        finally:
+            if f is not None:
+                f.close()
 
     def ids(self):
         return np.arange(self.n_rows) if self._ids is None else self._ids

@@ -128,7 +128,12 @@ def test_numpy_sources(tmp_path, spaces):
     legacy, _, ids, t = spaces
     np.save(tmp_path / "a.npy", legacy)
     np.savez(tmp_path / "b.npz", vectors=legacy, ids=ids)
+    np.save(tmp_path / "f.npy", np.asfortranarray(legacy.astype(np.float64)))
     a, b = open_store(tmp_path / "a.npy"), open_store(tmp_path / "b.npz")
+    for store in (a, b, open_store(tmp_path / "f.npy")):
+        got = np.concatenate([c.vectors for c in store.read_chunks(71)])
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, legacy)
     np.testing.assert_array_equal(a.get([4, 1]), legacy[[4, 1]])
     np.testing.assert_array_equal(b.get(ids[[4, 1]]), legacy[[4, 1]])
     dst = migrate_store(b, tmp_path / "b.faiss", t)
