@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from ..__main__ import _positive_int
+
 GATE_FAILED = 3
 _SETTINGS = ("translated_corpus", "translated_queries")
 
@@ -51,16 +53,6 @@ def _unit(text):
     return value
 
 
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def _calibration_options(p):
     g = p.add_argument_group("calibration (pairs embedded by both models)")
     g.add_argument("--calib-legacy", metavar="FILE",
@@ -74,19 +66,19 @@ def _calibration_options(p):
     g.add_argument("--calib-ids", metavar="FILE",
                    help="with --calib-store: the ids to use (1-D .npy); default: the ids "
                         "shared by both stores (at most --n-calib)")
-    g.add_argument("--n-calib", type=_count, default=None, metavar="N",
+    g.add_argument("--n-calib", type=_positive_int, default=None, metavar="N",
                    help="with --calib-store: draw N shared ids at random (seed 0)")
     g.add_argument("--method", default="orthogonal", metavar="METHOD",
                    help=f"translator method ({', '.join(_methods())}); default: orthogonal")
     g.add_argument("--alpha", type=_alpha, default=None, metavar="A",
                    help="ridge strength of linear/affine (a number >= 0, or 'auto' where "
                         "the translator supports it)")
-    g.add_argument("--rank", type=_count, default=None, metavar="R",
+    g.add_argument("--rank", type=_positive_int, default=None, metavar="R",
                    help="rank of method 'lowrank' (where the translator supports it)")
     g.add_argument("--holdout", type=_unit, default=0.2, metavar="F",
                    help="fraction of calibration pairs held out (not fitted) to measure "
                         "retention; 0 skips the report; default: 0.2")
-    g.add_argument("--k", type=_count, default=10, help="cut-off of Recall@k etc.; default: 10")
+    g.add_argument("--k", type=_positive_int, default=10, help="cut-off of Recall@k etc.; default: 10")
     g.add_argument("--metric", choices=("ip", "cosine", "l2"), default=None,
                    help="similarity of the index; default: the source store's (cosine when "
                         "it records none)")
@@ -111,7 +103,7 @@ def add_parser(subparsers):
     _calibration_options(m)
     m.add_argument("--index-type", choices=("flat", "ivf", "hnsw"), default=None,
                    help="FAISS destination type; default: the source's (flat for others)")
-    m.add_argument("--chunk-size", type=_count, default=65_536, metavar="N",
+    m.add_argument("--chunk-size", type=_positive_int, default=65_536, metavar="N",
                    help="rows read, translated and written at a time; default: 65536")
     m.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
     m.add_argument("--report", metavar="FILE.csv", help="also write the retention report")
