@@ -68,10 +68,18 @@ def test_retention_known_rotation_near_one_and_unrelated_near_zero(rng):
     r = retention_report(new[queries], new[corpus], legacy[corpus], queries_legacy=legacy[queries],
                          corpus_translator=fwd, query_translator=bwd, k=10)
     assert set(r.scores) == {"ceiling", "legacy", "translated_queries", "translated_corpus"}
-    assert r.relevance == "ceiling_top_k" and r.n_queries == 100 and r.n_corpus == 500
+    assert r.relevance == "ceiling_top_10" and r.n_queries == 100 and r.n_corpus == 500
     assert r.scores["ceiling"] == pytest.approx({"recall": 1.0, "ndcg": 1.0, "mrr": 1.0})
     for s in ("translated_queries", "translated_corpus"):
         assert r.retention(s) > 0.8
+    # one pseudo-relevant row (re-embedding's best hit) per query: easier to retain
+    r1 = retention_report(new[queries], new[corpus], legacy[corpus], corpus_translator=fwd,
+                          k=10, n_relevant=1)
+    assert r1.relevance == "ceiling_top_1"
+    assert r1.retention("translated_corpus") > 0.9
+    r30 = retention_report(new[queries], new[corpus], legacy[corpus], corpus_translator=fwd,
+                           k=10, n_relevant=30)
+    assert r30.scores["ceiling"]["recall"] == pytest.approx(1.0)  # capped: 10 hits of min(10, 30)
     # an unrelated "new" space: nothing retained (10 / 500 expected by chance)
     other = rng.normal(size=new.shape)
     bad = ProcrustesTranslator().fit(legacy[cal], other[cal])
@@ -136,6 +144,8 @@ def test_retention_bad_input(rng):
         retention_report(Q, C, L[:-1], corpus_translator=t)
     with pytest.raises(ValueError, match="k=0"):
         retention_report(Q, C, L, corpus_translator=t, k=0)
+    with pytest.raises(ValueError, match="n_relevant=0"):
+        retention_report(Q, C, L, corpus_translator=t, n_relevant=0)
     with pytest.raises(ValueError, match="metric"):
         retention_report(Q, C, L, corpus_translator=t, metric="l1")
     with pytest.raises(ValueError, match="give both or neither"):

@@ -37,8 +37,8 @@ class RetentionReport:
         Cut-off of Recall@k, nDCG@k and MRR@k.
     relevance : str
         ``"labels"`` (same label), ``"given"`` (explicit relevant sets) or
-        ``"ceiling_top_k"`` (the re-embedding ceiling's own top-k, so the
-        ceiling scores 1 by construction).
+        ``"ceiling_top_<n>"`` (the re-embedding ceiling's own top-n, see
+        ``n_relevant``).
     n_queries : int
         Queries scored (those with at least one relevant corpus row).
     n_corpus : int
@@ -253,6 +253,7 @@ def retention_report(
     corpus_labels=None,
     relevant=None,
     k=10,
+    n_relevant=None,
     metric="cosine",
     batch_size=None,
 ):
@@ -275,8 +276,11 @@ def retention_report(
     Retention is a setting's score divided by the ceiling's.  Relevance is,
     in order of precedence: ``query_labels`` / ``corpus_labels`` (a corpus
     row is relevant to a query with the same label), ``relevant`` (explicit
-    sets), else the ceiling's own top-``k`` (then the ceiling scores 1 and a
-    setting's score is its overlap with what re-embedding would return).
+    sets), else the ceiling's own top-``n_relevant`` (default ``k``: then the
+    ceiling scores 1 and a setting's Recall@k is its overlap with what
+    re-embedding would return; ``n_relevant=1``: whether a setting finds
+    re-embedding's best hit in its top k, one pseudo-relevant row per query
+    as in single-answer benchmarks).
     Recall@k is capped, ``hits / min(k, |R|)``, so it reaches 1 when the
     first k results are all relevant; MRR@k counts the first relevant row in
     the top k (0 if none).  Search is exact (:func:`search_top_k`).
@@ -297,6 +301,9 @@ def retention_report(
     relevant : sequence of n_queries array-likes of int, optional
         Relevant corpus rows of each query.
     k : int, default=10
+    n_relevant : int or None, default=None
+        Without labels or ``relevant``: how many of the ceiling's top results
+        are relevant (``None``: ``k``).
     metric : {"cosine", "dot", "euclidean"}, default="cosine"
         Ranking used by every setting (the index's metric).
     batch_size : int or None
@@ -356,13 +363,22 @@ def retention_report(
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_c:
         raise ValueError(f"k={k!r} must be an int with 1 <= k <= n_corpus={n_c}.")
     k = int(k)
+    if n_relevant is None:
+        n_relevant = k
+    elif isinstance(n_relevant, bool) or not isinstance(n_relevant, numbers.Integral) or not (
+        1 <= n_relevant <= n_c
+    ):
+        raise ValueError(f"n_relevant={n_relevant!r} must be an int with 1 <= n_relevant <= "
+                         f"n_corpus={n_c}.")
     if (query_labels is None) != (corpus_labels is None):
         raise ValueError("query_labels and corpus_labels go together: give both or neither.")
 
-    def search(Q, C, transform=None):
-        return search_top_k(Q, C, k, metric=metric, transform=transform, batch_size=batch_size)[1]
+    def search(Q, C, transform=None, top=k):
+        return search_top_k(Q, C, top, metric=metric, transform=transform,
+                            batch_size=batch_size)[1]
 
-    found = {"ceiling": search(queries_new, corpus_new)}
+    ceiling = search(queries_new, corpus_new, top=max(k, int(n_relevant)))
+    found = {"ceiling": ceiling[:, :k]}
     if queries_legacy is not None:
         found["legacy"] = search(queries_legacy, corpus_legacy)
     if query_translator is not None:
@@ -385,7 +401,7 @@ def retention_report(
 
     else:
         if relevant is None:
-            relevance, relevant = "ceiling_top_k", found["ceiling"]
+            relevance, relevant = f"ceiling_top_{n_relevant}", ceiling[:, :n_relevant]
         else:
             relevance = "given"
             if len(relevant) != n_q:
