@@ -16,7 +16,7 @@
 ``scale``
     Migrates an N x 384 float32 synthetic store (a .npy file, read in chunks)
     into a FAISS flat index and a LanceDB table, each in a fresh process
-    (peak resident memory from ``getrusage``), against the floor of reading
+    (peak resident memory: ``VmHWM``), against the floor of reading
     the store and one GEMM per chunk, repeated round-robin.
 ``latency``
     Query-side translation: ``ProcrustesTranslator.transform`` on 1 query and
@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -194,7 +193,8 @@ def retention_markdown(result):
             r2000 = [r for r in sub if r["n_cal"] == 2000]
             best = max(r2000, key=lambda r: r["label_translated_corpus/recall"])
             lines.append(
-                f"label relevance (same class): ceiling Recall@10 {best['label_ceiling/recall']:.3f}; "
+                f"label relevance (same class): ceiling Recall@10 "
+                f"{best['label_ceiling/recall']:.3f}; "
                 f"at 2,000 pairs best retention {best['label_translated_corpus/recall']:.3f} "
                 f"(corpus, {best['method']}), legacy model "
                 f"{best['label_legacy/recall']:.3f}")
@@ -205,7 +205,7 @@ def retention_markdown(result):
 # scale
 # --------------------------------------------------------------------------
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
 from sklearn_latent import ProcrustesTranslator
@@ -215,7 +215,10 @@ mode, src, dst, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rng = np.random.default_rng(1)
 cal = open_store(src).get(np.arange(2000))
 t = ProcrustesTranslator().fit(cal, cal @ np.linalg.qr(rng.normal(size=(cal.shape[1],) * 2))[0])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # peak RSS of this process image in KiB: getrusage's ru_maxrss also carries the
+    # peak of the parent that forked us (Linux keeps it across exec), here the store writer
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+base = hwm()
 t0 = time.perf_counter()
 if mode == "floor":
     W = torch.from_numpy(np.ascontiguousarray(t.coef_, dtype=np.float32))
@@ -225,7 +228,7 @@ if mode == "floor":
 else:
     migrate_store(src, dst, t, chunk_size=chunk, overwrite=True)
 sec = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(json.dumps({"mode": mode, "seconds": sec, "peak_mib": peak / 1024,
                   "before_mib": base / 1024}))
 """

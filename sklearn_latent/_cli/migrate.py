@@ -78,7 +78,8 @@ def _calibration_options(p):
     g.add_argument("--holdout", type=_unit, default=0.2, metavar="F",
                    help="fraction of calibration pairs held out (not fitted) to measure "
                         "retention; 0 skips the report; default: 0.2")
-    g.add_argument("--k", type=_positive_int, default=10, help="cut-off of Recall@k etc.; default: 10")
+    g.add_argument("--k", type=_positive_int, default=10,
+                   help="cut-off of Recall@k etc.; default: 10")
     g.add_argument("--metric", choices=("ip", "cosine", "l2"), default=None,
                    help="similarity of the index; default: the source store's (cosine when "
                         "it records none)")
@@ -306,7 +307,8 @@ def _migrate(args, out):
             f"but {args.source} holds {source.dim}-d vectors."
         )
     translator, report, n_fit = _fit_and_report(args, legacy, new, metric)
-    print(f"fitted {args.method} translator on {n_fit} calibration pairs: {legacy.shape[1]} -> {new.shape[1]} features", file=out)
+    print(f"fitted {args.method} translator on {n_fit} calibration pairs: {legacy.shape[1]} -> "
+          f"{new.shape[1]} features", file=out)
     if report is not None:
         print(report, file=out)
         if args.report:

@@ -82,7 +82,7 @@ class RetentionReport:
         ]
 
     def to_frame(self):
-        """The :meth:`rows` as a pandas DataFrame (needs pandas: ``pip install sklearn-latent[eval]``)."""
+        """The :meth:`rows` as a pandas DataFrame (needs pandas, the ``eval`` extra)."""
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is in the test extra
