@@ -45,7 +45,7 @@ FORMATS = (".npy", ".npz", ".pt", ".pth")
 TRANSLATE_METHODS = ("orthogonal", "scaled", "linear", "affine", "inverse", "inverse-pruned")
 DEFAULT_METHODS = ("absolute", "relative", "orthogonal")
 #: modules of ``sklearn_latent._cli`` that add a subcommand (``add_parser``, ``run``)
-CLI_MODULES = ("compare",)
+CLI_MODULES = ("compare", "migrate")
 
 
 class UsageError(Exception):

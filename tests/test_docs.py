@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 #: public submodules (DESIGN.md); each one that exists must have its API entry
-PUBLIC_SUBMODULES = ("metrics", "stitching", "datasets", "nn", "dask")
+PUBLIC_SUBMODULES = ("metrics", "stitching", "datasets", "nn", "dask", "stores")
 
 
 def autosummary_entries(text):

@@ -29,6 +29,7 @@ from ._retrieval import (
     paired_cosine_similarity,
     top_k_accuracy,
 )
+from ._retention import RetentionReport, retention_report, search_top_k
 from ._scorers import get_scorer, get_scorer_names, make_stitching_scorer
 from ._shape import procrustes_distance, pwcca, shape_distance, svcca
 from ._similarity import cknna, knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
@@ -56,5 +57,8 @@ __all__ = [
     "shape_distance",
     "similarity_matrix",
     "svcca",
+    "RetentionReport",
+    "retention_report",
+    "search_top_k",
     "top_k_accuracy",
 ]

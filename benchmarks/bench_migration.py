@@ -1,0 +1,345 @@
+"""Embedding migration benchmark (issue 15): retention, scale, query latency.
+
+``retention``
+    Real text encoders on Jane Austen lines (benchmarks/migration_cache.py) or
+    on a realsuite cache ``/work/cache/real/<dataset>/<encoder>.npy``.  Fixed
+    split (seed 0): the first 4,000 rows of a permutation are the calibration
+    pool, the next 1,000 the queries, the rest the corpus, so queries and
+    corpus never meet the calibration pairs (a cache of fewer than 7,000 rows:
+    a third of the rows outside the pool are queries).  For each (legacy, new) encoder
+    pair, method and calibration size (250, 500, 1,000, 2,000, 4,000: the
+    first n of the pool), a translator legacy -> new translates the corpus
+    and one new -> legacy translates the queries; relevance is the
+    re-embedding ceiling's own top-10 (new queries against the corpus
+    re-embedded by the new model) and, as a second reading, the chapter label.
+    Cosine ranking, exact search (:func:`sklearn_latent.metrics.retention_report`).
+``scale``
+    Migrates an N x 384 float32 synthetic store (a .npy file, read in chunks)
+    into a FAISS flat index and a LanceDB table, each in a fresh process
+    (peak resident memory: ``VmHWM``), against the floor of reading
+    the store and one GEMM per chunk, repeated round-robin.
+``latency``
+    Query-side translation: ``ProcrustesTranslator.transform`` on 1 query and
+    on batches, against the bare ``q @ W + b`` GEMM.
+
+    python benchmarks/bench_migration.py retention --cache /work/cache/migration/austen
+    python benchmarks/bench_migration.py scale --rows 1000000
+    python benchmarks/bench_migration.py latency
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SIZES = (250, 500, 1000, 2000, 4000)
+POOL, N_QUERIES = 4000, 1000
+K = 10
+
+
+def machine():
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads, load average "
+            f"{os.getloadavg()[0]:.1f}")
+
+
+# --------------------------------------------------------------------------
+# retention
+# --------------------------------------------------------------------------
+def methods(n_cal):
+    """(name, ProcrustesTranslator kwargs): every method this version has.
+
+    Ridge strength of "ridge": alpha = 0.1 * n (the statistics are sums over
+    n standardized rows), fixed before any result was seen; "lowrank" and
+    alpha="auto" join when the translator supports them.
+    """
+    from sklearn_latent.functional import TRANSLATION_METHODS
+
+    out = [("orthogonal", {"method": "orthogonal"}), ("scaled", {"method": "scaled"}),
+           ("linear", {"method": "linear"}), ("ridge", {"method": "linear", "alpha": 0.1 * n_cal}),
+           ("affine", {"method": "affine"})]
+    if "lowrank" in TRANSLATION_METHODS:
+        out.append(("lowrank-128", {"method": "lowrank", "rank": 128}))
+    if _supports_auto_alpha():
+        out.append(("linear-auto", {"method": "linear", "alpha": "auto"}))
+    return out
+
+
+def _supports_auto_alpha():
+    from sklearn_latent import ProcrustesTranslator
+
+    try:
+        rng = np.random.default_rng(0)
+        ProcrustesTranslator("linear", alpha="auto").fit(rng.normal(size=(20, 3)),
+                                                         rng.normal(size=(20, 3)))
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def load_cache(cache):
+    cache = Path(cache)
+    labels = np.load(cache / "labels.npy") if (cache / "labels.npy").exists() else None
+    spaces = {p.stem: np.load(p) for p in sorted(cache.glob("*.npy")) if p.stem != "labels"}
+    spaces = {k: v for k, v in spaces.items() if v.shape[0] >= POOL + 100}
+    return spaces, labels
+
+
+def _one_thread():
+    """Single-threaded torch and BLAS: on a shared, loaded machine two spinning threads
+    per process made the same fits and searches ~25x slower."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def retention(cache, out, pairs=None):
+    from sklearn_latent import ProcrustesTranslator
+    from sklearn_latent.metrics import retention_report
+
+    _one_thread()
+
+    spaces, labels = load_cache(cache)
+    n = next(iter(spaces.values())).shape[0]
+    perm = np.random.default_rng(0).permutation(n)
+    n_q = min(N_QUERIES, (n - POOL) // 3)  # small caches: a third of the rest are queries
+    pool, queries, corpus = perm[:POOL], perm[POOL : POOL + n_q], perm[POOL + n_q :]
+    names = sorted(spaces)
+    pairs = pairs or [(a, b) for a in names for b in names if a != b]
+    rows = []
+    t_start = time.perf_counter()
+    for legacy_name, new_name in pairs:
+        L, Nw = spaces[legacy_name], spaces[new_name]
+        for size in SIZES:
+            cal = pool[:size]
+            for mname, kw in methods(size):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fwd = ProcrustesTranslator(**kw).fit(L[cal], Nw[cal])
+                    bwd = ProcrustesTranslator(**kw).fit(Nw[cal], L[cal])
+                common = dict(queries_legacy=L[queries], corpus_translator=fwd,
+                              query_translator=bwd, k=K)
+                r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common)
+                row = {"legacy": legacy_name, "new": new_name, "n_cal": size, "method": mname}
+                for s in ("translated_corpus", "translated_queries", "legacy"):
+                    for m in ("recall", "ndcg", "mrr"):
+                        row[f"{s}/{m}"] = r.retention(s, m)
+                r1 = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
+                                      n_relevant=1)
+                for s in ("translated_corpus", "translated_queries", "legacy"):
+                    row[f"top1_{s}/recall"] = r1.retention(s, "recall")
+                if labels is not None:
+                    rl = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
+                                          query_labels=labels[queries],
+                                          corpus_labels=labels[corpus])
+                    row["label_ceiling/recall"] = rl.scores["ceiling"]["recall"]
+                    for s in ("translated_corpus", "translated_queries", "legacy"):
+                        row[f"label_{s}/recall"] = rl.retention(s, "recall")
+                rows.append(row)
+                print(f"{legacy_name}->{new_name} n={size:5d} {mname:12s} R@10 ret corpus "
+                      f"{row['translated_corpus/recall']:.3f} queries "
+                      f"{row['translated_queries/recall']:.3f}; top-1 in top-10: corpus "
+                      f"{row['top1_translated_corpus/recall']:.3f} queries "
+                      f"{row['top1_translated_queries/recall']:.3f}", flush=True)
+    result = {"machine": machine(), "cache": str(cache), "n_rows": n, "n_queries": int(n_q),
+              "n_corpus": int(corpus.size), "seconds": time.perf_counter() - t_start,
+              "rows": rows}
+    Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def retention_markdown(result):
+    rows = result["rows"]
+    lines = [f"{result['n_queries']} queries, {result['n_corpus']} corpus rows, cosine; cells: "
+             "translated corpus / translated queries"]
+    readings = (("", "Recall@10 retention, relevance = the re-embedding ceiling's top-10 "
+                     "(overlap of the two top-10 lists)"),
+                ("top1_", "Recall@10 of the re-embedding ceiling's top-1 (one pseudo-relevant "
+                          "row per query)"))
+    for legacy, new in dict.fromkeys((r["legacy"], r["new"]) for r in rows):
+        sub = [r for r in rows if (r["legacy"], r["new"]) == (legacy, new)]
+        ms = list(dict.fromkeys(r["method"] for r in sub))
+        for prefix, title in readings:
+            if f"{prefix}translated_corpus/recall" not in sub[0]:
+                continue
+            lines += [f"\n{legacy} -> {new}: {title}\n",
+                      "| n_cal | " + " | ".join(ms) + " | best (corpus) |",
+                      "|---|" + "---|" * (len(ms) + 1)]
+            for size in SIZES:
+                cells, best = [], None
+                for m in ms:
+                    r = next(x for x in sub if x["n_cal"] == size and x["method"] == m)
+                    c = r[f"{prefix}translated_corpus/recall"]
+                    q = r[f"{prefix}translated_queries/recall"]
+                    cells.append(f"{c:.3f} / {q:.3f}")
+                    if best is None or c > best[1]:
+                        best = (m, c)
+                lines.append(f"| {size} | " + " | ".join(cells) + f" | {best[0]} |")
+            lines.append(f"\nthe legacy model alone (old queries, old corpus), same reading: "
+                         f"{sub[0][prefix + 'legacy/recall']:.3f}")
+        if "label_ceiling/recall" in sub[0]:
+            r2000 = [r for r in sub if r["n_cal"] == 2000]
+            best = max(r2000, key=lambda r: r["label_translated_corpus/recall"])
+            lines.append(
+                f"label relevance (same class): ceiling Recall@10 "
+                f"{best['label_ceiling/recall']:.3f}; "
+                f"at 2,000 pairs best retention {best['label_translated_corpus/recall']:.3f} "
+                f"(corpus, {best['method']}), legacy model "
+                f"{best['label_legacy/recall']:.3f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# scale
+# --------------------------------------------------------------------------
+_CHILD = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(2)
+from sklearn_latent import ProcrustesTranslator
+from sklearn_latent.stores import migrate_store, open_store
+import faiss, lancedb  # imported before the clock starts, as the floor's torch is
+mode, src, dst, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rng = np.random.default_rng(1)
+cal = open_store(src).get(np.arange(2000))
+t = ProcrustesTranslator().fit(cal, cal @ np.linalg.qr(rng.normal(size=(cal.shape[1],) * 2))[0])
+def hwm():  # peak RSS of this process image in KiB: getrusage's ru_maxrss also carries the
+    # peak of the parent that forked us (Linux keeps it across exec), here the store writer
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+base = hwm()
+t0 = time.perf_counter()
+if mode == "floor":
+    W = torch.from_numpy(np.ascontiguousarray(t.coef_, dtype=np.float32))
+    s = 0.0
+    for c in open_store(src).read_chunks(chunk):
+        s += float((torch.from_numpy(c.vectors) @ W)[0, 0])
+else:
+    migrate_store(src, dst, t, chunk_size=chunk, overwrite=True)
+sec = time.perf_counter() - t0
+peak = hwm()
+print(json.dumps({"mode": mode, "seconds": sec, "peak_mib": peak / 1024,
+                  "before_mib": base / 1024}))
+"""
+
+
+def scale(rows, out, repeats=2, chunk=65_536, dim=384):
+    folder = Path(tempfile.mkdtemp(prefix="bench_migration_"))
+    src = folder / "store.npy"
+    store = np.lib.format.open_memmap(src, mode="w+", dtype=np.float32, shape=(rows, dim))
+    rng = np.random.default_rng(0)
+    for s in range(0, rows, chunk):
+        block = rng.normal(size=(min(chunk, rows - s), dim)).astype(np.float32)
+        store[s : s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    store.flush()
+    del store
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(Path(__file__).parents[1]))
+    targets = {"floor": folder / "none", "faiss": folder / "new.faiss",
+               "lancedb": folder / "db" / "new.lance"}
+    (folder / "db").mkdir()
+    runs = {m: [] for m in targets}
+    for _ in range(repeats):
+        for mode, dst in targets.items():
+            res = subprocess.run([sys.executable, "-c", _CHILD, mode, str(src), str(dst),
+                                  str(chunk)], env=env, capture_output=True, text=True)
+            if res.returncode:
+                raise RuntimeError(res.stderr)
+            runs[mode].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(mode, runs[mode][-1], flush=True)
+    result = {"machine": machine(), "rows": rows, "dim": dim, "chunk": chunk,
+              "store_mib": rows * dim * 4 / 2**20, "runs": runs}
+    Path(out).write_text(json.dumps(result, indent=1))
+    for p in sorted(folder.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    folder.rmdir()
+    return result
+
+
+def scale_markdown(result):
+    runs, rows = result["runs"], result["rows"]
+    floor = min(r["seconds"] for r in runs["floor"])
+    lines = [f"\n{rows:,} x {result['dim']} float32 ({result['store_mib']:.0f} MiB), chunks of "
+             f"{result['chunk']:,} rows, best of {len(runs['floor'])} round-robin runs\n",
+             "| run | seconds | rows/s | x floor | peak RSS MiB (before the run) |",
+             "|---|---|---|---|---|"]
+    for mode, rs in runs.items():
+        best = min(rs, key=lambda r: r["seconds"])
+        lines.append(f"| {mode} | {best['seconds']:.1f} | {rows / best['seconds']:,.0f} | "
+                     f"{best['seconds'] / floor:.2f} | {max(r['peak_mib'] for r in rs):.0f} "
+                     f"({best['before_mib']:.0f}) |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# query latency
+# --------------------------------------------------------------------------
+def latency(out, dim=384, repeat=200):
+    from sklearn_latent import ProcrustesTranslator
+
+    # one thread: a query server translates many queries concurrently, and on
+    # a shared machine two spinning BLAS threads only measure the contention
+    _one_thread()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, dim)).astype(np.float32)
+    t = ProcrustesTranslator("affine").fit(X, X @ np.linalg.qr(rng.normal(size=(dim, dim)))[0])
+    W, b = t.coef_.astype(np.float32), t.intercept_.astype(np.float32)
+    result = {"machine": machine(), "dim": dim, "rows": []}
+    for batch in (1, 32, 1024):
+        Q = rng.normal(size=(batch, dim)).astype(np.float32)
+        best = {"transform": np.inf, "gemm": np.inf}
+        for _ in range(5):
+            for name, fn in (("transform", lambda: t.transform(Q)),
+                             ("gemm", lambda: Q @ W + b)):
+                t0 = time.perf_counter()
+                for _ in range(repeat if batch < 1024 else 20):
+                    fn()
+                best[name] = min(best[name], (time.perf_counter() - t0)
+                                 / (repeat if batch < 1024 else 20))
+        result["rows"].append({"batch": batch, "transform_us": best["transform"] * 1e6,
+                               "gemm_us": best["gemm"] * 1e6})
+        print(result["rows"][-1], flush=True)
+    Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def latency_markdown(result):
+    lines = ["\n| batch | transform µs / batch | µs / query | bare q @ W + b µs / batch |",
+             "|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['batch']} | {r['transform_us']:.1f} | "
+                     f"{r['transform_us'] / r['batch']:.2f} | {r['gemm_us']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("retention", "scale", "latency"))
+    p.add_argument("--cache", default="/work/cache/migration/austen")
+    p.add_argument("--pairs", default=None, help="LEGACY:NEW,... (default: every ordered pair)")
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default=None, help="JSON results (default: /tmp/bench_migration_*)")
+    args = p.parse_args(argv)
+    out = args.out or f"/tmp/bench_migration_{args.what}.json"
+    if args.what == "retention":
+        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
+        print(retention_markdown(retention(args.cache, out, pairs)))
+    elif args.what == "scale":
+        print(scale_markdown(scale(args.rows, out, args.repeats)))
+    else:
+        print(latency_markdown(latency(out)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,721 @@
+"""Vector stores for embedding migration: FAISS indexes, LanceDB tables, numpy files.
+
+One small interface over the places embeddings live, so a store embedded by
+a legacy model can be translated into a new model's space out of core,
+chunk by chunk, ids and metadata kept (:func:`migrate_store`):
+
+* :func:`open_store` opens an existing store as a source: ``.faiss`` /
+  ``.index`` files (FAISS flat, IVF-flat and HNSW-flat indexes, inner
+  product or L2, optionally wrapped in ``IndexIDMap``/``IndexIDMap2``),
+  LanceDB tables given as ``DB_DIR/TABLE.lance`` (embedded, no server) and
+  ``.npy`` / ``.npz`` embedding files (read only);
+* every store reads ``(ids, vectors, metadata)`` chunks
+  (:meth:`VectorStore.read_chunks`), looks rows up by id
+  (:meth:`VectorStore.get`) and answers k-nearest-neighbour queries
+  (:meth:`VectorStore.search`);
+* a migration writes its destination under a temporary name next to it and
+  renames it into place only when every chunk is written, so a migration
+  killed midway never leaves a half-written destination (an existing one is
+  untouched) and is simply run again.
+
+FAISS (``pip install sklearn-latent[faiss]``) and LanceDB
+(``pip install sklearn-latent[lancedb]``) are imported only when used.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FaissStore",
+    "LanceStore",
+    "NumpyStore",
+    "StoreChunk",
+    "VectorStore",
+    "migrate_store",
+    "open_store",
+]
+
+#: Metrics of a store: inner product (FAISS ``METRIC_INNER_PRODUCT``), cosine
+#: (inner product of unit vectors) and L2.
+STORE_METRICS = ("ip", "cosine", "l2")
+#: Rows per chunk read, translated and written by default (96 MiB of 384-d float32).
+DEFAULT_CHUNK_SIZE = 65_536
+#: Suffix of the temporary destination a migration writes before renaming it.
+PARTIAL_SUFFIX = ".partial"
+
+
+def _require(module, extra, what):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs {module}: pip install sklearn-latent[{extra}]"
+        ) from exc
+
+
+@dataclass
+class StoreChunk:
+    """Consecutive rows of a store.
+
+    Attributes
+    ----------
+    ids : ndarray of shape (m,)
+        Row ids (int64 for FAISS; any dtype in LanceDB).
+    vectors : ndarray of float32, shape (m, dim)
+    metadata : pyarrow.Table or None
+        The other columns of these rows (LanceDB), else None.
+    """
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    metadata: object = None
+
+
+class VectorStore:
+    """Interface of a vector store: chunked reading, lookup by id, search.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    n_rows : int
+    dim : int
+    metric : {"ip", "cosine", "l2"} or None
+        The store's similarity (None where the store does not record one).
+    """
+
+    kind = None
+
+    def read_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
+        """Iterate over :class:`StoreChunk` of at most ``chunk_size`` rows, in store order."""
+        raise NotImplementedError
+
+    def ids(self):
+        """All ids, in store order."""
+        return np.concatenate([c.ids for c in self.read_chunks()])
+
+    def get(self, ids, chunk_size=DEFAULT_CHUNK_SIZE):
+        """Vectors of the rows with these ids, in the order given (one pass over the store).
+
+        Raises ``KeyError`` naming ids that are absent.
+        """
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D; got shape {ids.shape}.")
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        if sorted_ids.size > 1 and (sorted_ids[1:] == sorted_ids[:-1]).any():
+            raise ValueError("ids must not repeat.")
+        out = np.empty((ids.size, self.dim), dtype=np.float32)
+        found = np.zeros(ids.size, dtype=bool)
+        for chunk in self.read_chunks(chunk_size):
+            pos = np.searchsorted(sorted_ids, chunk.ids).clip(0, max(ids.size - 1, 0))
+            hit = sorted_ids[pos] == chunk.ids if ids.size else np.zeros(len(chunk.ids), bool)
+            out[order[pos[hit]]] = chunk.vectors[hit]
+            found[order[pos[hit]]] = True
+        if not found.all():
+            missing = ids[~found][:5].tolist()
+            raise KeyError(f"{(~found).sum()} id(s) not in {self.path}, first: {missing}")
+        return out
+
+    def search(self, queries, k=10):
+        """``(scores, ids)`` of the ``k`` nearest rows of each query, by the store's own search."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({str(self.path)!r}, n_rows={self.n_rows}, dim={self.dim}, "
+            f"metric={self.metric!r})"
+        )
+
+
+# --------------------------------------------------------------------------
+# numpy files (sources only)
+# --------------------------------------------------------------------------
+class NumpyStore(VectorStore):
+    """A ``.npy`` file of vectors (ids = row numbers) or a ``.npz`` with ``vectors`` and ``ids``.
+
+    ``.npy`` files are memory-mapped, so reading is bounded by the chunk.
+    """
+
+    kind = "numpy"
+
+    def __init__(self, path, metric=None):
+        self.path = Path(path)
+        self.metric = metric
+        if self.path.suffix == ".npz":
+            with np.load(self.path) as z:
+                if "vectors" not in z:
+                    raise ValueError(f"{self.path} has no array 'vectors' (keys: {z.files}).")
+                self._vectors = z["vectors"]
+                self._ids = z["ids"] if "ids" in z else None
+        else:
+            self._vectors = np.load(self.path, mmap_mode="r")
+            self._ids = None
+        if self._vectors.ndim != 2:
+            raise ValueError(f"{self.path} must hold a 2-D array; got {self._vectors.shape}.")
+        self.n_rows, self.dim = self._vectors.shape
+        if self._ids is not None and self._ids.shape != (self.n_rows,):
+            raise ValueError(
+                f"{self.path}: ids has shape {self._ids.shape}, vectors {self._vectors.shape}."
+            )
+
+    def _npy_layout(self):
+        """(data offset, dtype) of a C-ordered .npy file, else None."""
+        if self.path.suffix == ".npz":
+            return None
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            _, fortran, dtype = read(f)
+            return (None if fortran or dtype.hasobject else (f.tell(), dtype))
+
+    def read_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
+        layout = self._npy_layout()
+        # plain reads rather than the memmap: pages of a mapped file would stay
+        # in the process's resident memory, which would grow with the store
+        f = open(self.path, "rb") if layout else None
+        try:
+            for start in range(0, self.n_rows, chunk_size):
+                stop = min(start + chunk_size, self.n_rows)
+                ids = np.arange(start, stop) if self._ids is None else self._ids[start:stop]
+                if f is None:
+                    block = self._vectors[start:stop]
+                else:
+                    offset, dtype = layout
+                    f.seek(offset + start * self.dim * dtype.itemsize)
+                    block = np.fromfile(f, dtype=dtype, count=(stop - start) * self.dim)
+                    block = block.reshape(stop - start, self.dim)
+                yield StoreChunk(ids, np.asarray(block, dtype=np.float32))
+        finally:
+            if f is not None:
+                f.close()
+
+    def ids(self):
+        return np.arange(self.n_rows) if self._ids is None else self._ids
+
+    def search(self, queries, k=10):
+        from .metrics import search_top_k
+
+        metric = {"ip": "dot", "l2": "euclidean", None: "cosine"}.get(self.metric, self.metric)
+        scores, rows = search_top_k(np.asarray(queries, np.float32), self._vectors, k,
+                                    metric=metric)
+        return scores, np.asarray(self.ids())[rows]
+
+
+# --------------------------------------------------------------------------
+# FAISS
+# --------------------------------------------------------------------------
+def _faiss():
+    return _require("faiss", "faiss", "reading or writing FAISS indexes")
+
+
+class FaissStore(VectorStore):
+    """A FAISS index file: flat, IVF-flat or HNSW-flat, inner product or L2.
+
+    Flat indexes are memory-mapped (``IO_FLAG_MMAP_IFC``) where FAISS allows,
+    so reading them is bounded by the chunk; IVF and HNSW indexes are loaded.
+    Custom ids come from an ``IndexIDMap``/``IndexIDMap2`` wrapper or from
+    the IVF inverted lists; otherwise ids are row numbers.
+
+    Attributes
+    ----------
+    index_type : {"flat", "ivf", "hnsw"}
+    params : dict
+        ``nlist`` / ``nprobe`` (IVF) or ``M`` / ``ef_construction`` /
+        ``ef_search`` (HNSW): used to build a destination of the same type.
+    """
+
+    kind = "faiss"
+
+    def __init__(self, path, index=None):
+        faiss = _faiss()
+        self.path = Path(path)
+        if index is None:
+            flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
+            try:
+                index = faiss.read_index(str(self.path), flag) if flag else None
+            except RuntimeError:
+                index = None
+            if index is None:
+                try:
+                    index = faiss.read_index(str(self.path))
+                except RuntimeError as exc:
+                    msg = str(exc).strip().splitlines()[-1]
+                    raise ValueError(f"cannot read {self.path} as a FAISS index: {msg}") from None
+        self._index = index
+        index = faiss.downcast_index(index)
+        self._id_map = None
+        if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+            self._id_map = faiss.vector_to_array(index.id_map)
+            index = faiss.downcast_index(index.index)
+        self._inner = index
+        self.n_rows, self.dim = int(self._index.ntotal), int(self._index.d)
+        self.metric = {faiss.METRIC_INNER_PRODUCT: "ip", faiss.METRIC_L2: "l2"}.get(
+            self._index.metric_type
+        )
+        if self.metric is None:
+            raise ValueError(f"{self.path}: FAISS metric type {self._index.metric_type} is "
+                             "not supported (inner product or L2).")
+        if isinstance(index, faiss.IndexIVFFlat):
+            self.index_type = "ivf"
+            self.params = {"nlist": int(index.nlist), "nprobe": int(index.nprobe)}
+        elif isinstance(index, faiss.IndexHNSWFlat):
+            cum = faiss.vector_to_array(index.hnsw.cum_nneighbor_per_level)
+            self.index_type = "hnsw"
+            self.params = {"M": int(cum[2] - cum[1]) if cum.size > 2 else int(cum[1] // 2),
+                           "ef_construction": int(index.hnsw.efConstruction),
+                           "ef_search": int(index.hnsw.efSearch)}
+        elif isinstance(index, faiss.IndexFlat):
+            self.index_type, self.params = "flat", {}
+        else:
+            raise ValueError(
+                f"{self.path}: FAISS index type {type(index).__name__} is not supported "
+                "(IndexFlat, IndexIVFFlat, IndexHNSWFlat, optionally in IndexIDMap/IndexIDMap2): "
+                "its vectors are compressed and cannot be read back exactly."
+            )
+
+    def _flat_chunks(self, chunk_size):
+        for start in range(0, self.n_rows, chunk_size):
+            m = min(chunk_size, self.n_rows - start)
+            vectors = self._inner.reconstruct_n(start, m)
+            ids = (np.arange(start, start + m) if self._id_map is None
+                   else self._id_map[start : start + m])
+            yield StoreChunk(np.asarray(ids, dtype=np.int64), vectors)
+
+    def _ivf_chunks(self, chunk_size):
+        faiss = _faiss()
+        inv, d = self._inner.invlists, self.dim
+        for lst in range(self._inner.nlist):
+            n = inv.list_size(lst)
+            if n == 0:
+                continue
+            ids = faiss.rev_swig_ptr(inv.get_ids(lst), n).copy()
+            codes = faiss.rev_swig_ptr(inv.get_codes(lst), n * self._inner.code_size)
+            vectors = codes.copy().view(np.float32).reshape(n, d)
+            if self._id_map is not None:
+                ids = self._id_map[ids]
+            for s in range(0, n, chunk_size):
+                yield StoreChunk(ids[s : s + chunk_size].astype(np.int64),
+                                 vectors[s : s + chunk_size])
+
+    def read_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
+        if self.index_type == "ivf":
+            return self._ivf_chunks(chunk_size)
+        return self._flat_chunks(chunk_size)
+
+    def ids(self):
+        if self.index_type != "ivf":
+            return np.arange(self.n_rows) if self._id_map is None else self._id_map.copy()
+        return super().ids()
+
+    def search(self, queries, k=10):
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.index_type == "ivf":
+            self._inner.nprobe = self.params["nprobe"]
+        scores, rows = self._index.search(queries, k)
+        return scores, rows
+
+
+class _FaissWriter:
+    """Adds translated chunks to a new FAISS index and writes it at commit."""
+
+    def __init__(self, path, dim, metric, index_type="flat", params=None, train_rows=None):
+        faiss = _faiss()
+        self.path, self.dim, self.index_type = Path(path), dim, index_type
+        self.params = dict(params or {})
+        mt = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        if index_type == "flat":
+            index = faiss.IndexFlat(dim, mt)
+        elif index_type == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, self.params.get("M", 32), mt)
+            index.hnsw.efConstruction = self.params.get("ef_construction", 40)
+            index.hnsw.efSearch = self.params.get("ef_search", 16)
+        elif index_type == "ivf":
+            nlist = self.params.get("nlist", 100)
+            self._quantizer = faiss.IndexFlat(dim, mt)
+            index = faiss.IndexIVFFlat(self._quantizer, dim, nlist, mt)
+            index.nprobe = self.params.get("nprobe", 1)
+        else:
+            raise ValueError(f"index_type={index_type!r}; expected 'flat', 'ivf' or 'hnsw'.")
+        self._index = index if index_type == "ivf" else faiss.IndexIDMap2(index)
+        self._pending, self._n_pending = [], 0
+        # IVF centroids are trained on the first rows (FAISS asks for ~39 per list)
+        self._train_rows = train_rows or 40 * self.params.get("nlist", 100)
+
+    def _add(self, ids, vectors):
+        self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32),
+                                 np.ascontiguousarray(ids, np.int64))
+
+    def write(self, chunk):
+        if not np.issubdtype(np.asarray(chunk.ids).dtype, np.integer):
+            raise TypeError(f"FAISS needs integer ids; got ids of dtype {chunk.ids.dtype}.")
+        if self._index.is_trained:
+            self._add(chunk.ids, chunk.vectors)
+            return
+        self._pending.append(chunk)
+        self._n_pending += len(chunk.ids)
+        if self._n_pending >= self._train_rows:
+            self._flush()
+
+    def _flush(self):
+        if not self._pending:
+            return
+        ids = np.concatenate([c.ids for c in self._pending])
+        vectors = np.concatenate([c.vectors for c in self._pending])
+        self._pending = []
+        if not self._index.is_trained:
+            self._index.train(np.ascontiguousarray(vectors, np.float32))
+        self._add(ids, vectors)
+
+    def commit(self, tmp):
+        self._flush()
+        _faiss().write_index(self._index, str(tmp))
+
+
+# --------------------------------------------------------------------------
+# LanceDB
+# --------------------------------------------------------------------------
+def _split_lance_path(path):
+    path = Path(path)
+    if path.suffix != ".lance":
+        raise ValueError(f"a LanceDB table is given as DB_DIR/TABLE.lance; got {str(path)!r}.")
+    return path.parent, path.stem
+
+
+class LanceStore(VectorStore):
+    """A LanceDB table ``DB_DIR/TABLE.lance`` (embedded, local; no server).
+
+    The vectors are the fixed-size-list column ``vector_column``; ids the
+    ``id_column`` (row numbers when the table has none); every other column
+    is metadata, carried along by a migration.
+    """
+
+    kind = "lancedb"
+
+    def __init__(self, path, *, vector_column="vector", id_column="id", metric=None):
+        lancedb = _require("lancedb", "lancedb", "reading or writing LanceDB tables")
+        self.path = Path(path)
+        db_dir, name = _split_lance_path(self.path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"no LanceDB table at {self.path}")
+        self._table = lancedb.connect(str(db_dir)).open_table(name)
+        schema = self._table.schema
+        if vector_column not in schema.names:
+            raise ValueError(
+                f"{self.path} has no vector column {vector_column!r} (columns: {schema.names})."
+            )
+        self.vector_column = vector_column
+        self.id_column = id_column if id_column in schema.names else None
+        self.dim = int(schema.field(vector_column).type.list_size)
+        self.n_rows = int(self._table.count_rows())
+        self.metric = metric
+        self.metadata_columns = [
+            c for c in schema.names if c not in (vector_column, self.id_column)
+        ]
+
+    def read_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
+        start = 0
+        for batch in self._table.search().to_batches(chunk_size):
+            for s in range(0, batch.num_rows, chunk_size):
+                b = batch.slice(s, chunk_size)
+                vec = b.column(self.vector_column)
+                vectors = vec.values.to_numpy(zero_copy_only=False).astype(np.float32)
+                vectors = vectors[vec.offset * self.dim :][: len(b) * self.dim]
+                vectors = vectors.reshape(len(b), self.dim)
+                ids = (np.arange(start, start + len(b)) if self.id_column is None
+                       else b.column(self.id_column).to_numpy(zero_copy_only=False))
+                meta = b.select(self.metadata_columns) if self.metadata_columns else None
+                start += len(b)
+                yield StoreChunk(ids, vectors, meta)
+
+    def search(self, queries, k=10):
+        metric = {"ip": "dot", "l2": "l2", "cosine": "cosine", None: "cosine"}[self.metric]
+        scores, ids = [], []
+        for q in np.asarray(queries, dtype=np.float32):
+            res = (self._table.search(q, vector_column_name=self.vector_column)
+                   .distance_type(metric).limit(k).to_arrow())
+            scores.append(res.column("_distance").to_numpy())
+            ids.append(res.column(self.id_column).to_numpy() if self.id_column
+                       else np.full(len(res), -1))
+        return np.stack(scores), np.stack(ids)
+
+
+class _LanceWriter:
+    def __init__(self, path, dim, vector_column="vector", id_column="id"):
+        self.lancedb = _require("lancedb", "lancedb", "writing LanceDB tables")
+        self.path, self.dim = Path(path), dim
+        self.vector_column, self.id_column = vector_column, id_column
+        self._table = None
+
+    def open(self, tmp):
+        db_dir, name = _split_lance_path(tmp)
+        self._db, self._name = self.lancedb.connect(str(db_dir)), name
+
+    def write(self, chunk):
+        import pyarrow as pa
+
+        flat = pa.array(np.ascontiguousarray(chunk.vectors, np.float32).reshape(-1))
+        columns = {self.id_column: pa.array(chunk.ids),
+                   self.vector_column: pa.FixedSizeListArray.from_arrays(flat, self.dim)}
+        table = pa.table(columns)
+        if chunk.metadata is not None:
+            for name in chunk.metadata.column_names:
+                table = table.append_column(name, chunk.metadata.column(name))
+        if self._table is None:
+            self._table = self._db.create_table(self._name, table)
+        else:
+            self._table.add(table)
+
+    def commit(self, tmp):
+        if self._table is None:
+            raise ValueError("the source store is empty: nothing to write.")
+
+
+# --------------------------------------------------------------------------
+# opening and migrating
+# --------------------------------------------------------------------------
+def _kind_of(path, kind=None):
+    if kind is not None:
+        if kind not in ("faiss", "lancedb", "numpy"):
+            raise ValueError(f"kind={kind!r}; expected 'faiss', 'lancedb' or 'numpy'.")
+        return kind
+    suffix = Path(path).suffix.lower()
+    if suffix in (".faiss", ".index"):
+        return "faiss"
+    if suffix == ".lance":
+        return "lancedb"
+    if suffix in (".npy", ".npz"):
+        return "numpy"
+    raise ValueError(
+        f"cannot tell the store kind of {str(path)!r}: use a .faiss/.index file (FAISS), "
+        "a DB_DIR/TABLE.lance table (LanceDB) or a .npy/.npz file, or pass kind=."
+    )
+
+
+def open_store(path, *, kind=None, **options):
+    """Open an existing vector store by its path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``*.faiss`` / ``*.index`` (FAISS), ``DB_DIR/TABLE.lance`` (LanceDB),
+        ``*.npy`` / ``*.npz`` (numpy; ``vectors`` and optional ``ids``).
+    kind : {"faiss", "lancedb", "numpy"} or None
+        Overrides the guess from the suffix.
+    **options
+        ``vector_column``, ``id_column``, ``metric`` for LanceDB; ``metric``
+        for numpy.
+
+    Returns
+    -------
+    VectorStore
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sklearn_latent.stores import open_store
+    >>> path = os.path.join(tempfile.mkdtemp(), "emb.npy")
+    >>> np.save(path, np.ones((5, 3), dtype=np.float32))
+    >>> store = open_store(path)
+    >>> store.n_rows, store.dim, [c.ids.tolist() for c in store.read_chunks(3)]
+    (5, 3, [[0, 1, 2], [3, 4]])
+    """
+    kind = _kind_of(path, kind)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no store at {path}")
+    if kind == "faiss":
+        return FaissStore(path)
+    if kind == "lancedb":
+        return LanceStore(path, **options)
+    return NumpyStore(path, **options)
+
+
+def _unit_norm(vectors):
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    return bool(np.all(np.abs(norms - 1.0) < 1e-3))
+
+
+def _remove(path):
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _progress(total, enabled, desc):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress bars are optional
+        return None
+    return tqdm(total=total, desc=desc, unit="row", unit_scale=True)
+
+
+def migrate_store(
+    source,
+    destination,
+    translator,
+    *,
+    kind=None,
+    metric=None,
+    index_type=None,
+    index_params=None,
+    normalize="auto",
+    chunk_size=DEFAULT_CHUNK_SIZE,
+    overwrite=False,
+    progress=False,
+):
+    """Translate every vector of a store into a new model's space and write a new store.
+
+    Reads ``source`` chunk by chunk, applies ``translator.transform`` (a
+    fitted translator legacy -> new, e.g.
+    :class:`~sklearn_latent.ProcrustesTranslator`), and writes the
+    translated vectors with the same ids (and LanceDB metadata columns) to
+    ``destination``.  Memory is one chunk plus what the destination keeps in
+    memory (a FAISS index is built in memory and written at the end; a
+    LanceDB table is appended to on disk chunk by chunk).
+
+    The destination is written as ``destination + ".partial"`` and renamed
+    into place only after the last chunk, so an interrupted migration
+    (exception, kill) never leaves a half-written destination, and an
+    existing destination stays intact until the new one is complete; the
+    leftover ``.partial`` is replaced by the next run.
+
+    Parameters
+    ----------
+    source : VectorStore or path
+        See :func:`open_store`.
+    destination : path
+        ``*.faiss`` / ``*.index`` or ``DB_DIR/TABLE.lance``.
+    translator : fitted transformer
+        ``transform`` maps ``(m, source.dim)`` to ``(m, d_new)``.
+    kind : {"faiss", "lancedb"} or None
+        Destination kind (default: from its suffix).
+    metric : {"ip", "cosine", "l2"} or None
+        Destination metric (default: the source's; ``"cosine"`` is written
+        as inner product of normalized vectors in FAISS).
+    index_type : {"flat", "ivf", "hnsw"} or None
+        FAISS destination type (default: the source's when it is FAISS, else flat).
+    index_params : dict or None
+        ``nlist``, ``nprobe`` (IVF), ``M``, ``ef_construction``,
+        ``ef_search`` (HNSW); default: the source's.
+    normalize : {"auto", True, False}, default="auto"
+        Scale translated vectors to unit norm; ``"auto"``: when the metric is
+        ``"cosine"``, or ``"ip"`` with unit-norm source vectors (checked on
+        the first chunk).
+    chunk_size : int, default=65536
+    overwrite : bool, default=False
+        Replace an existing destination (only once the new one is complete).
+    progress : bool, default=False
+        A tqdm progress bar when tqdm is installed.
+
+    Returns
+    -------
+    VectorStore
+        The destination, opened.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_latent import ProcrustesTranslator
+    >>> from sklearn_latent.stores import migrate_store, open_store
+    >>> rng = np.random.default_rng(0)
+    >>> old, new = rng.normal(size=(500, 8)), rng.normal(size=(500, 8))
+    >>> folder = tempfile.mkdtemp()
+    >>> np.save(os.path.join(folder, "old.npy"), old.astype(np.float32))
+    >>> t = ProcrustesTranslator().fit(old[:100], new[:100])
+    >>> store = migrate_store(os.path.join(folder, "old.npy"),      
+    ...                       os.path.join(folder, "new.faiss"), t, chunk_size=128)
+    >>> store.n_rows, store.dim
+    (500, 8)
+    """
+    if not isinstance(source, VectorStore):
+        source = open_store(source)
+    if not callable(getattr(translator, "transform", None)):
+        raise TypeError(f"translator must be a fitted transformer; got {translator!r}.")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} must be a positive int.")
+    if normalize not in ("auto", True, False):
+        raise ValueError(f"normalize={normalize!r}; expected 'auto', True or False.")
+    metric = metric if metric is not None else source.metric
+    if metric is not None and metric not in STORE_METRICS:
+        raise ValueError(f"metric={metric!r}; expected one of {STORE_METRICS}.")
+    n_in = getattr(translator, "n_features_in_", None)
+    if n_in is not None and n_in != source.dim:
+        raise ValueError(
+            f"the translator expects {n_in}-d vectors but {source.path} holds {source.dim}-d ones."
+        )
+    destination = Path(destination)
+    dest_kind = _kind_of(destination, kind)
+    if dest_kind == "numpy":
+        raise ValueError("numpy files are sources only; write a .faiss file or a LanceDB table.")
+    if destination.resolve() == Path(source.path).resolve():
+        raise ValueError(f"destination {destination} is the source; write a new store.")
+    if destination.exists() and not overwrite:
+        raise FileExistsError(f"{destination} exists; pass overwrite=True to replace it.")
+    if dest_kind == "faiss":
+        tmp = destination.with_name(destination.name + PARTIAL_SUFFIX)
+    else:
+        tmp = destination.with_name(destination.stem + PARTIAL_SUFFIX + ".lance")
+    _remove(tmp)  # a leftover of an interrupted run
+
+    chunks = source.read_chunks(chunk_size)
+    first = next(chunks, None)
+    if first is None:
+        raise ValueError(f"{source.path} is empty: nothing to migrate.")
+    if normalize == "auto":
+        normalize = metric == "cosine" or (metric == "ip" and _unit_norm(first.vectors))
+    probe = np.asarray(translator.transform(first.vectors[:1]))
+    dim = probe.shape[1]
+    if dest_kind == "faiss":
+        if index_type is None:
+            index_type = getattr(source, "index_type", "flat")
+        if index_params is None:
+            index_params = getattr(source, "params", {}) if source.kind == "faiss" else {}
+        writer = _FaissWriter(destination, dim, "l2" if metric == "l2" else "ip",
+                              index_type, index_params)
+    else:
+        writer = _LanceWriter(destination, dim)
+        writer.open(tmp)
+    bar = _progress(source.n_rows, progress, f"migrate {source.path.name}")
+
+    def process(chunk):
+        out = np.asarray(translator.transform(chunk.vectors), dtype=np.float32)
+        if normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.where(norms > 0, norms, 1)
+        writer.write(StoreChunk(chunk.ids, out, chunk.metadata))
+        if bar is not None:
+            bar.update(len(chunk.ids))
+
+    try:
+        process(first)
+        for chunk in chunks:
+            process(chunk)
+        writer.commit(tmp)
+        if destination.exists():  # overwrite: swap only now that the new store is complete
+            old = destination.with_name(destination.name + ".old")
+            _remove(old)
+            os.replace(destination, old)
+            os.replace(tmp, destination)
+            _remove(old)
+        else:
+            os.replace(tmp, destination)
+    except BaseException:
+        _remove(tmp)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if dest_kind == "faiss":
+        return FaissStore(destination)
+    return LanceStore(destination, metric=metric)
