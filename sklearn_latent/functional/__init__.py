@@ -367,66 +367,6 @@ def _relative_projector(
     return project
 
 
-def normalized_anchor_inverse(anchors, *, center=None, alpha=0.0):
-    """Right inverse of the normalized anchors used by :func:`inverse_relative_projection`.
-
-    Returns ``P`` (k, d) with ``R @ P`` the least-squares (ridge ``alpha``)
-    solution ``y`` of ``norm(A - center) y = r`` for every row ``r`` of ``R``.
-    Computed in float64 for stability, returned in the anchors' dtype.
-    """
-    A = anchors.to(torch.float64)
-    A_hat = _center_normalize(A, None if center is None else center.to(torch.float64))
-    if alpha > 0:
-        gram = A_hat @ A_hat.T
-        gram.diagonal().add_(alpha)
-        P = torch.linalg.solve(gram, A_hat)  # (k, d) = (A A^T + a I)^-1 A
-    else:
-        P = torch.linalg.pinv(A_hat).T  # (k, d)
-    return P.to(anchors.dtype)
-
-
-def inverse_relative_projection(R, inverse, *, scale=None, offset=None, columns=None):
-    """Absolute vectors whose cosine relative representation is ``R``.
-
-    ``y = norm(R @ inverse) * scale + offset`` (Maiorca et al., 2024), with
-    ``inverse`` from :func:`normalized_anchor_inverse`.  ``scale`` (scalar)
-    rescales the unit directions (e.g. to the mean anchor norm); ``None`` keeps
-    unit norm.  ``offset`` (d,) undoes centering.
-
-    Anchor subsets: ``columns`` (index tensor) restricts ``R`` to the columns
-    of the anchors ``inverse`` was computed from.  With a list of inverses and
-    a matching list of ``columns`` (``None`` entries = all columns), the
-    reconstructions of the subspaces are averaged:
-    ``y = mean_s norm(R[:, c_s] @ inverse_s) * scale + offset`` (the mean of
-    unit vectors is not renormalized, so disagreeing subspaces shrink the
-    output towards ``offset``).
-    """
-    if isinstance(inverse, (list, tuple)):
-        cols = columns if columns is not None else [None] * len(inverse)
-        Y = None
-        for P, c in zip(inverse, cols):
-            D = _safe_normalize((R if c is None else R[:, c]) @ P)
-            Y = D if Y is None else Y.add_(D)
-        Y = Y.div_(len(inverse))
-    else:
-        Y = (R if columns is None else R[:, columns]) @ inverse
-        if not (Y.requires_grad or (offset is not None and offset.requires_grad)):
-            # Y is a fresh GEMM result: normalize, rescale and shift it in place
-            # (two passes over the output instead of four and no copies)
-            div = torch.linalg.vector_norm(Y, dim=1, keepdim=True)
-            div = div.clamp_min_(_EPS.get(Y.dtype, 1e-12))
-            if scale is not None:
-                div = div.div_(scale)
-            Y = Y.div_(div)
-            return Y if offset is None else Y.add_(offset)
-        Y = _safe_normalize(Y)
-    if scale is not None:
-        Y = Y * scale
-    if offset is not None:
-        Y = Y + offset
-    return Y
-
-
 # --------------------------------------------------------------------------
 # --- latent space translation: sufficient statistics and closed-form solvers
 # (functional/_translation.py) ---
@@ -456,6 +396,20 @@ __all__ += [  # extends the list at the top of the module
     "solve_translation",
     "translation_stats",
 ]
+
+# --- inverse relative projection (functional/_inverse.py) ---
+from ._inverse import (  # noqa: E402
+    INVERSE_COND_WARNING,
+    INVERSE_RTOL,
+    anchor_condition_number,
+    inverse_relative_projection,
+    normalized_anchor_inverse,
+    select_inverse_alpha,
+)
+from ._inverse import _design as _inverse_design  # noqa: E402
+from ._inverse import near_constant_columns  # noqa: E402
+
+__all__ += ["INVERSE_COND_WARNING", "INVERSE_RTOL", "select_inverse_alpha"]
 
 
 # ==========================================================================
@@ -711,31 +665,6 @@ def prune_anchors(normalized_anchors, threshold, start=0):
         torch.minimum(dist, 1.0 - (A @ A[nxt]).abs(), out=dist)
         dist[nxt] = -math.inf
     return torch.as_tensor(chosen, dtype=torch.int64, device=normalized_anchors.device)
-
-
-def anchor_condition_number(normalized_anchors):
-    """Effective 2-norm condition number of a (k, d) anchor matrix.
-
-    ``s_max / s_min`` over the singular values (float64) that the
-    pseudo-inverse of :func:`normalized_anchor_inverse` inverts, i.e. those
-    above its cutoff ``max(k, d) * eps * s_max``: exactly dependent directions
-    (e.g. dead ReLU units, constant features) are ignored by the solve and do
-    not count.  ``inf`` for a zero matrix.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_latent.functional import anchor_condition_number
-    >>> anchor_condition_number(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]))
-    2.0
-    """
-    A = normalized_anchors.to(torch.float64)
-    s = torch.linalg.svdvals(A)
-    if s.numel() == 0 or float(s[0]) == 0.0:
-        return math.inf
-    cutoff = float(s[0]) * max(A.shape) * torch.finfo(torch.float64).eps
-    kept = s[s > cutoff]
-    return float(s[0] / kept[-1])
 
 
 # --------------------------------------------------------------------------
