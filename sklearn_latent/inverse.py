@@ -696,6 +696,10 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
+        # y is the paired target embeddings (2-D); a 1-D float y is accepted as
+        # one target feature, but 1-D integers are refused as class labels, so
+        # scikit-learn's checks must hand it 2-D targets (as ProcrustesTranslator).
+        tags.target_tags.single_output = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         # With a 1-D target the inverse can only recover the sign of y - mean
         # (a direction in a 1-d space), so R^2 on 1-D regression data is poor.
