@@ -336,7 +336,10 @@ class ProcrustesTranslator(
       (semi-orthogonal when ``d_x != d_y``);
     - ``"scaled"``: ``s R`` with ``s = trace(S) / ||X~ R||_F^2``;
     - ``"linear"``: ridge least squares ``W = (X~^T X~ + alpha I)^+ X~^T Y~``;
-    - ``"affine"``: least squares with a bias, in closed form.
+    - ``"affine"``: least squares with a bias, in closed form;
+    - ``"lowrank"``: ``"affine"`` reduced to rank ``rank`` (reduced-rank
+      regression: ``W`` projected on the top right singular vectors of the
+      fitted values ``X~ W``).
 
     and maps back: ``y^ = (x~ M) * sigma_y + mu_y``.  Everything is folded at
     fit time into one matrix and a bias, so ``transform(X) = X @ coef_ +
@@ -346,7 +349,7 @@ class ProcrustesTranslator(
 
     Parameters
     ----------
-    method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
+    method : {"orthogonal", "scaled", "linear", "affine", "lowrank"}, default="orthogonal"
         The family of maps (see above).  With ``scaling="standard"`` or
         ``"center"`` the coordinates are centered, so ``"linear"`` and
         ``"affine"`` give the same map; they differ with ``scaling=None``.
@@ -369,9 +372,13 @@ class ProcrustesTranslator(
         population std (zero std -> 1), undone on the target side (the paper's
         default).  ``"center"``: means only.  ``None``: raw coordinates (an
         orthogonal map about the origin).
-    alpha : float, default=0.0
-        Ridge penalty of ``"linear"`` and ``"affine"`` in scaled coordinates
-        (the bias is not penalized).  Ignored by the orthogonal methods.
+    alpha : float or "auto", default=0.0
+        Ridge penalty of ``"linear"``, ``"affine"`` and ``"lowrank"`` in scaled
+        coordinates (the bias is not penalized).  ``"auto"``: chosen by
+        generalized cross-validation over 0 and a log grid, from one
+        eigendecomposition of the statistics (no refit per candidate), so
+        :meth:`fit`, :meth:`partial_fit` and :meth:`fit_from_stats` choose the
+        same; the choice is ``alpha_``.  Ignored by the orthogonal methods.
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).  Results come back
         in the caller's kind either way; fitted attributes are CPU numpy.
@@ -379,6 +386,9 @@ class ProcrustesTranslator(
         Rows per chunk in ``transform`` and ``inverse_transform``; ``"auto"``
         sizes chunks from scikit-learn's ``working_memory`` (see
         :doc:`/arrays`).  Never changes the result.
+    rank : int or None, default=None
+        Rank of the ``"lowrank"`` map (required there, at most
+        ``min(d_x, d_y)``); ignored by the other methods.
     random_state : int, RandomState instance or None, default=None
         Seed of the anchor strategy.
 
@@ -410,6 +420,9 @@ class ProcrustesTranslator(
         Numerical rank of the matrix the map was solved from (cross-covariance
         or ridge Gram); below ``min(d_x, d_y)`` (orthogonal methods) or ``d_x``
         (least squares) the map is not unique and a warning was emitted.
+    alpha_ : float
+        The ridge penalty used (``alpha``, or the one ``alpha="auto"`` chose);
+        0.0 for the orthogonal methods.
     stats_ : TranslationStats
         The float64 sufficient statistics behind the map (CPU numpy); what
         :meth:`partial_fit` continues from and what :func:`merge_translation_stats`
@@ -462,7 +475,16 @@ class ProcrustesTranslator(
 
     **Precision.**  Statistics are accumulated in float64 with chunks centered
     on their own means and merged exactly (Chan et al.), so float32 input with
-    large offsets keeps float64 accuracy.
+    large offsets keeps float64 accuracy.  ``transform`` and
+    ``inverse_transform`` of float32 (or lower) input subtract the data mean
+    rounded to that dtype before the GEMM and fold the rest of the intercept
+    in float64, so the result is as accurate as the input allows whatever the
+    offset (folding the mean into ``intercept_`` alone would lose digits in
+    proportion to offset / spread).
+
+    **Lazy solve.**  :meth:`partial_fit` only accumulates the statistics; the
+    solved attributes (``coef_``, ``intercept_``, ``map_``, ``alpha_``, ...)
+    are computed at their first use and kept until the next chunk.
 
     References
     ----------
