@@ -372,13 +372,18 @@ class ProcrustesTranslator(
         population std (zero std -> 1), undone on the target side (the paper's
         default).  ``"center"``: means only.  ``None``: raw coordinates (an
         orthogonal map about the origin).
-    alpha : float or "auto", default=0.0
+    alpha : float or "auto", default="auto"
         Ridge penalty of ``"linear"``, ``"affine"`` and ``"lowrank"`` in scaled
         coordinates (the bias is not penalized).  ``"auto"``: chosen by
         generalized cross-validation over 0 and a log grid, from one
         eigendecomposition of the statistics (no refit per candidate), so
         :meth:`fit`, :meth:`partial_fit` and :meth:`fit_from_stats` choose the
         same; the choice is ``alpha_``.  Ignored by the orthogonal methods.
+        The default since it helps on real encoders with fewer anchors than
+        dimensions (500 anchors, 384-d sentence encoders: ``"affine"`` 0.870
+        and 0.885 stitching accuracy with ``"auto"`` against 0.766 and 0.776
+        with ``alpha=0``; see :doc:`/translation`); on exact, over-determined
+        data it chooses 0.
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).  Results come back
         in the caller's kind either way; fitted attributes are CPU numpy.
@@ -517,7 +522,7 @@ class ProcrustesTranslator(
         n_anchors=None,
         anchors="random",
         scaling="standard",
-        alpha=0.0,
+        alpha="auto",
         device=None,
         batch_size=None,
         rank=None,

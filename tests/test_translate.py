@@ -769,7 +769,7 @@ def test_degenerate_anchors():
     with pytest.warns(UserWarning, match=few):
         ProcrustesTranslator(n_anchors=5, random_state=0).fit(X, Y)
     with pytest.warns(UserWarning, match="more than 8 anchors or use alpha > 0"):
-        ProcrustesTranslator("linear", n_anchors=5, random_state=0).fit(X, Y)
+        ProcrustesTranslator("linear", n_anchors=5, alpha=0.0, random_state=0).fit(X, Y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tr = ProcrustesTranslator("linear", n_anchors=5, alpha=1.0, random_state=0).fit(X, Y)
@@ -777,7 +777,8 @@ def test_degenerate_anchors():
         ProcrustesTranslator(n_anchors=20, random_state=0).fit(X, Y)
     # the minimum-norm fallback still interpolates the anchors
     with pytest.warns(UserWarning):
-        tr = ProcrustesTranslator("linear", scaling=None, n_anchors=5, random_state=0).fit(X, Y)
+        tr = ProcrustesTranslator("linear", scaling=None, n_anchors=5, alpha=0.0,
+                                  random_state=0).fit(X, Y)
     idx = tr.anchor_indices_
     np.testing.assert_allclose(tr.transform(X[idx]), Y[idx], atol=1e-9)
     # constant (e.g. dead ReLU) target features: named as the cause, not the anchor count
@@ -1018,7 +1019,7 @@ def test_lowrank_at_full_rank_equals_affine(scaling, d_x, d_y):
 
 def test_lowrank_is_the_best_rank_r_least_squares_map_and_inverts_on_its_image():
     X, Y = _noisy_pair(n=300, d_x=8, d_y=7, noise=0.5, seed=8)
-    tr = ProcrustesTranslator("lowrank", rank=2, scaling="center").fit(X, Y)
+    tr = ProcrustesTranslator("lowrank", rank=2, scaling="center", alpha=0.0).fit(X, Y)
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
     # classical reduced-rank regression: OLS fitted values projected on their top-2 PCs
     W = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
