@@ -431,8 +431,10 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
     ``fit(X, y)`` picks anchor rows in ``X``, fits a cosine
     :class:`~sklearn_latent.RelativeProjector` on ``X`` and an
     :class:`InverseRelativeProjector` on the paired target embeddings ``y``
-    with the same (parallel) anchor rows; ``transform(X) == predict(X)``
-    translates source vectors into the target space.  Only the anchor rows of
+    with the same (parallel) anchor rows; ``transform(X)`` and ``predict(X)``
+    translate source vectors into the target space (the same values; after a
+    fit on a 1-D ``y``, ``predict`` returns shape ``(n,)`` like any regressor
+    and ``transform`` ``(n, 1)`` like any transformer).  Only the anchor rows of
     ``y`` are used: the two sides are fitted independently, this estimator
     just makes the pair tunable by ``GridSearchCV`` (``prune_threshold``,
     ``n_subspaces``, ``n_anchors``) and scorable (``score`` is R², as for
@@ -624,7 +626,8 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         Y_hat : ndarray or Tensor of shape (n_samples, n_targets)
-            ``out`` when given.
+            Always 2-D (``(n_samples, 1)`` after a fit on a 1-D ``y``; see
+            :meth:`predict`); ``out`` when given.
         """
         check_is_fitted(self)
         check_batch_size(self.batch_size)

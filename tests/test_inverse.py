@@ -112,7 +112,8 @@ def test_sklearn_compatible(estimator, check):
 @pytest.mark.parametrize("check", [check_transformer_get_feature_names_out,
                                    check_set_output_transform])
 def test_feature_name_checks(estimator, check):
-    if isinstance(estimator, RelativeTranslator) and check is check_transformer_get_feature_names_out:
+    labels_check = check is check_transformer_get_feature_names_out
+    if isinstance(estimator, RelativeTranslator) and labels_check:
         # that check fits on make_blobs' 1-D integer labels, refused as y; the same
         # assertions with a 2-D target:
         X = gaussian(30, 4)

@@ -386,16 +386,9 @@ from ._translation import (  # noqa: E402
     translation_stats,
 )
 
-__all__ += [  # extends the list at the top of the module
-    "TRANSLATION_METHODS",
-    "TRANSLATION_SCALINGS",
-    "TranslationMap",
-    "TranslationStats",
-    "merge_translation_stats",
-    "ridge_alpha_grid",
-    "solve_translation",
-    "translation_stats",
-]
+from . import _translation  # noqa: E402
+
+__all__ += _translation.__all__  # extends the list at the top of the module
 
 # --- inverse relative projection (functional/_inverse.py) ---
 from ._inverse import (  # noqa: E402
@@ -406,10 +399,11 @@ from ._inverse import (  # noqa: E402
     normalized_anchor_inverse,
     select_inverse_alpha,
 )
+from . import _inverse  # noqa: E402
 from ._inverse import _design as _inverse_design  # noqa: E402
 from ._inverse import near_constant_columns  # noqa: E402
 
-__all__ += ["INVERSE_COND_WARNING", "INVERSE_RTOL", "select_inverse_alpha"]
+__all__ += [n for n in _inverse.__all__ if n not in __all__]
 
 
 # ==========================================================================
@@ -420,7 +414,6 @@ __all__ += [
     "PRODUCT_METRICS",
     "AGGREGATIONS",
     "aggregate_components",
-    "anchor_condition_number",
     "normalize_component",
     "product_projection",
     "prune_anchors",
