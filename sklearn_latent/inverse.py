@@ -24,7 +24,7 @@ from ._backend import (
 )
 from .anchors import resolve_anchors
 from .relative import RelativeProjector, _AnchoredTransformerMixin
-from .translate import check_alpha, warn_underdetermined
+from .translate import _user_stacklevel, check_alpha, warn_underdetermined
 
 __all__ = ["InverseRelativeProjector", "RelativeTranslator"]
 
@@ -299,7 +299,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
                  f"most {min(ranks)} directions{centered_note}"],
                 [f"use more than {determinable + int(self.center)} anchors",
                  "alpha='auto' (RelativeTranslator)"],
-                stacklevel=3,
+                stacklevel=_user_stacklevel(),
             )
         worst = max(conds)
         if worst > F.INVERSE_COND_WARNING and np.isfinite(worst):
@@ -310,7 +310,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
                 "are amplified and the inverse is unreliable.  Use a ridge (alpha > 0, or "
                 "alpha='auto' with RelativeTranslator), fewer anchors, or prune_threshold.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=_user_stacklevel(),
             )
         dtype = anchors.dtype
         self.anchors_ = anchors
