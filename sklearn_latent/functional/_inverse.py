@@ -63,6 +63,9 @@ def near_constant_columns(anchors, center=None, rtol=INVERSE_RTOL):
     """
     A = anchors.to(_F64)
     Ac = A if center is None else A - center.to(_F64)
+    top_abs = float(Ac.abs().max()) if Ac.numel() else 0.0
+    if top_abs > 0:  # no overflow or underflow of the squares at |A| ~ 1e180 or 1e-180
+        Ac = Ac / top_abs
     norms = torch.linalg.vector_norm(Ac, dim=0)
     top = float(norms.max()) if norms.numel() else 0.0
     return norms <= rtol * top
