@@ -24,6 +24,7 @@ from ._backend import (
 )
 from .anchors import resolve_anchors
 from .relative import RelativeProjector, _AnchoredTransformerMixin
+from .translate import _user_stacklevel, check_alpha, warn_underdetermined
 
 __all__ = ["InverseRelativeProjector", "RelativeTranslator"]
 
@@ -48,7 +49,7 @@ def _check_inverse_params(est):
             f"n_subspaces={est.n_subspaces} needs prune_threshold: without pruning every "
             "subspace is the full anchor set."
         )
-    check_scalar(est.alpha, "alpha", numbers.Real, min_val=0.0)
+    check_alpha(est.alpha)
     check_batch_size(est.batch_size)
 
 
@@ -97,8 +98,17 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
     n_subspaces : int, default=1
         ``omega``: number of pruned subsets (random starts) averaged; more than
         1 needs ``prune_threshold``.
-    alpha : float, default=0.0
-        Ridge regularization of the least squares solve.
+    alpha : float or "auto", default=0.0
+        Ridge regularization of the least squares solve (on the normalized
+        anchors, whose rows have unit norm).  ``"auto"`` chooses it per
+        subspace by generalized cross-validation on a log grid (0 included),
+        from one SVD of the normalized anchors, scoring how well each
+        candidate reconstructs the anchors' relative representations computed
+        in the *source* space (``fit(Y, relative=...)``); that is what
+        :class:`RelativeTranslator` does.  Without a ridge, near-null
+        directions (singular values below ``1e-6`` of the largest) are
+        dropped, and a warning is emitted when the kept ones still amplify
+        mismatches by more than ``1e4``.
     device : None, "auto", str or torch.device, default=None
         Where to compute (``None``: where the input lives).
     batch_size : int, "auto" or None, default=None
@@ -125,9 +135,18 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         kept anchors, in selection order; one entry covering all anchors
         without pruning.
     condition_numbers_ : ndarray of shape (n_subsets,)
-        Effective 2-norm condition number of each subset's normalized anchor
-        matrix: largest over smallest singular value the pseudo-inverse keeps
-        (see :func:`~sklearn_latent.functional.anchor_condition_number`).
+        Effective 2-norm condition number of each subset's inverse: the largest
+        gain of the solve over the gain of the top direction (largest over
+        smallest kept singular value without a ridge; see
+        :func:`~sklearn_latent.functional.anchor_condition_number`).  Above
+        ``1e4`` a warning is emitted at fit.
+    alpha_ : ndarray of shape (n_subsets,)
+        The ridge penalty of each subset's inverse (``alpha``, or the one chosen
+        by ``alpha="auto"``).
+    constant_features_ : ndarray of int
+        Features of ``Y`` that are near-constant on the anchors (their centered
+        norm below ``1e-6`` of the largest feature's): left out of the solve,
+        so the output takes the anchor mean there.
     inverse_ : ndarray of shape (sum of subset sizes, n_features_in)
         The right inverses of the subsets' normalized anchors, stacked.
     n_features_in_ : int
@@ -142,6 +161,14 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
 
     Notes
     -----
+    With ``n_subspaces > 1`` the average of the subspaces' unit
+    reconstructions is renormalized before rescaling, so the output norm does
+    not shrink where the subspaces disagree.
+
+    The anchors cannot determine the output outside the span of their
+    (centered) directions: with fewer than ``d + 1`` anchors (``center=True``)
+    and ``alpha=0`` a warning says so.
+
     ``transform`` validates its input against ``n_anchors`` columns, not
     ``n_features_in_``: its input lives in the relative space, its output in
     the fitted one.  For the same reason ``fit_transform(Y)`` only makes sense
@@ -198,7 +225,7 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
         self.random_state = random_state
 
     @atomic_fit
-    def fit(self, Y, y=None):
+    def fit(self, Y, y=None, *, relative=None):
         """Pick the anchors in the target space Y and prepare their inverse.
 
         Parameters
@@ -207,6 +234,12 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
             The absolute space ``transform`` maps into.
         y : array-like of shape (n_samples,), optional
             Class labels, used only by ``anchors="stratified"``.
+        relative : array-like or Tensor of shape (n_anchors, n_anchors), optional
+            The anchors' own relative representations computed in the *source*
+            space (row ``i``: anchor ``i`` against every anchor), as
+            ``transform`` will receive them.  Needed by ``alpha="auto"``,
+            which chooses the ridge penalty that best explains these rows
+            (generalized cross-validation); ignored otherwise.
 
         Returns
         -------
@@ -221,18 +254,66 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
                 "the inverse relative projection needs at least 2 anchors with "
                 "center=True (a single centered anchor is the zero vector)."
             )
+        auto = isinstance(self.alpha, str)
+        if auto:
+            if relative is None:
+                raise ValueError(
+                    "alpha='auto' needs the anchors' relative representations in the source "
+                    "space: fit(Y, relative=source_projector.transform(X_source[anchor rows])) "
+                    "(RelativeTranslator does this for you), or pass a number as alpha."
+                )
+            R_anc = check_input(None, relative, reset=False, input_name="relative")
+            if tuple(R_anc.shape) != (k, k):
+                raise ValueError(
+                    f"relative has shape {tuple(R_anc.shape)}; expected ({k}, {k}): the "
+                    f"relative representations of the {k} anchors against themselves."
+                )
+            R_anc = torch.as_tensor(R_anc).to(device=device, dtype=torch.float64)
         with torch.no_grad():
             B = torch.as_tensor(anchors).to(device=device, dtype=torch.float64)
             mean = B.mean(dim=0) if self.center else None
             centered = B - mean if self.center else B
             norms = F._row_norms(centered).reshape(-1)  # no overflow at |y| ~ 1e180
-            B_hat = F._safe_normalize(centered)
+            dead = F.near_constant_columns(B, mean)
+            B_hat = F._inverse_design(B, mean, F.INVERSE_RTOL)
             subsets = self._select_subsets(B_hat, norms)
-            inverses, conds = [], []
+            inverses, conds, alphas, ranks = [], [], [], []
             for S in subsets:
                 rows = B if S is None else B[S]
-                inverses.append(F.normalized_anchor_inverse(rows, center=mean, alpha=self.alpha))
-                conds.append(F.anchor_condition_number(B_hat if S is None else B_hat[S]))
+                design = B_hat if S is None else B_hat[S]
+                if auto:
+                    queries = R_anc if S is None else R_anc[:, S]
+                    a = F.select_inverse_alpha(design, queries)[0]
+                else:
+                    a = float(self.alpha)
+                inverses.append(F.normalized_anchor_inverse(rows, center=mean, alpha=a))
+                conds.append(F.anchor_condition_number(design, alpha=a))
+                alphas.append(a)
+                ranks.append(int(torch.linalg.matrix_rank(
+                    design, rtol=F.INVERSE_RTOL) if design.numel() else 0))
+        d = B.shape[1]
+        determinable = d - int(dead.sum())
+        if min(alphas) == 0 and min(ranks) < determinable and bool((norms > 0).any()):
+            centered_note = " after centering" if self.center else ""
+            warn_underdetermined(
+                "inverse relative projection", min(ranks), f"d={determinable}",
+                [f"{min(len(S) if S is not None else k for S in subsets)} anchors span at "
+                 f"most {min(ranks)} directions{centered_note}"],
+                [f"use more than {determinable + int(self.center)} anchors",
+                 "alpha='auto' (RelativeTranslator)"],
+                stacklevel=_user_stacklevel(),
+            )
+        worst = max(conds)
+        if worst > F.INVERSE_COND_WARNING and np.isfinite(worst):
+            warnings.warn(
+                f"The normalized anchors of {type(self).__name__} are badly conditioned "
+                f"(effective condition number {worst:.3g} > {F.INVERSE_COND_WARNING:.0e}): "
+                "small mismatches between the relative representations of the two spaces "
+                "are amplified and the inverse is unreliable.  Use a ridge (alpha > 0, or "
+                "alpha='auto' with RelativeTranslator), fewer anchors, or prune_threshold.",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
         dtype = anchors.dtype
         self.anchors_ = anchors
         self.anchor_indices_ = idx
@@ -243,6 +324,8 @@ class InverseRelativeProjector(_AnchoredTransformerMixin, TransformerMixin, Base
             np.arange(k, dtype=np.int64) if S is None else to_numpy(S) for S in subsets
         ]
         self.condition_numbers_ = np.asarray(conds, dtype=np.float64)
+        self.alpha_ = np.asarray(alphas, dtype=np.float64)
+        self.constant_features_ = np.flatnonzero(to_numpy(dead))
         self.inverse_ = np.ascontiguousarray(to_numpy(torch.cat(inverses)).astype(dtype))
         self._pruned = self.prune_threshold is not None
         return self
@@ -350,8 +433,10 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
     ``fit(X, y)`` picks anchor rows in ``X``, fits a cosine
     :class:`~sklearn_latent.RelativeProjector` on ``X`` and an
     :class:`InverseRelativeProjector` on the paired target embeddings ``y``
-    with the same (parallel) anchor rows; ``transform(X) == predict(X)``
-    translates source vectors into the target space.  Only the anchor rows of
+    with the same (parallel) anchor rows; ``transform(X)`` and ``predict(X)``
+    translate source vectors into the target space (the same values; after a
+    fit on a 1-D ``y``, ``predict`` returns shape ``(n,)`` like any regressor
+    and ``transform`` ``(n, 1)`` like any transformer).  Only the anchor rows of
     ``y`` are used: the two sides are fitted independently, this estimator
     just makes the pair tunable by ``GridSearchCV`` (``prune_threshold``,
     ``n_subspaces``, ``n_anchors``) and scorable (``score`` is R², as for
@@ -368,8 +453,13 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         indices, or a callable ``(X, n_anchors, random_state) -> indices``.
         Explicit anchor vectors and ``"stratified"`` are not supported (the
         anchors must be rows of both ``X`` and ``y``; ``y`` is not class labels).
-    center, rescale, prune_threshold, n_subspaces, alpha
+    center, rescale, prune_threshold, n_subspaces
         See :class:`InverseRelativeProjector`; ``center`` applies to both sides.
+    alpha : float or "auto", default="auto"
+        Ridge penalty of the inverse.  ``"auto"`` picks it by generalized
+        cross-validation: the candidate (0 or a log grid) that best
+        reconstructs the anchors' own relative representations computed in
+        ``X`` from the normalized anchors of ``y``, one SVD for all candidates.
     device : None, "auto", str or torch.device, default=None
         Where to compute.
     batch_size : int, "auto" or None, default=None
@@ -383,6 +473,8 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
     ----------
     anchor_indices_ : ndarray of shape (n_anchors,)
         Rows of ``X`` (and ``y``) used as anchors.
+    alpha_ : ndarray of shape (n_subsets,)
+        The ridge penalty used by each subspace of the inverse.
     relative_projector_ : RelativeProjector
         The source side, fitted on ``X``.
     inverse_projector_ : InverseRelativeProjector
@@ -423,7 +515,7 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         rescale="mean_norm",
         prune_threshold=None,
         n_subspaces=1,
-        alpha=0.0,
+        alpha="auto",
         device=None,
         batch_size=None,
         random_state=None,
@@ -447,14 +539,18 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
             )
         if not isinstance(y, torch.Tensor):
             y = np.asarray(y)
-            if y.ndim == 1 and y.dtype.kind in "iub":
-                warnings.warn(
-                    "y is a 1-D array of integers, which looks like class labels; "
-                    "RelativeTranslator expects the paired target embeddings of shape "
-                    "(n_samples, n_target_features).",
-                    UserWarning,
-                    stacklevel=4,
-                )
+        label_like = (
+            not (y.is_floating_point() or y.is_complex()) if isinstance(y, torch.Tensor)
+            else y.dtype.kind in "biuOUS"
+        )
+        if y.ndim == 1 and label_like:
+            raise ValueError(
+                f"y is a 1-D array of {y.dtype} values of shape ({y.shape[0]},), which looks "
+                "like class labels; RelativeTranslator needs the paired target embeddings of "
+                "shape (n_samples, n_target_features) (a 1-D float y is one target feature). "
+                "In a Pipeline, fit the translator on its own and wrap it in "
+                "sklearn.frozen.FrozenEstimator."
+            )
         one_d = y.ndim == 1
         Y = check_input(None, y.reshape(-1, 1) if one_d else y, reset=False, input_name="y")
         if Y.shape[0] != n_samples:
@@ -504,11 +600,16 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
             )
         common = dict(center=self.center, device=self.device, batch_size=self.batch_size)
         self.relative_projector_ = RelativeProjector(anchors=idx, metric="cosine", **common).fit(X)
+        relative = None
+        if isinstance(self.alpha, str):
+            rows = torch.as_tensor(idx, device=X.device) if isinstance(X, torch.Tensor) else idx
+            relative = self.relative_projector_.transform(X[rows])
         self.inverse_projector_ = InverseRelativeProjector(
             anchors=idx, rescale=self.rescale, prune_threshold=self.prune_threshold,
             n_subspaces=self.n_subspaces, alpha=self.alpha, random_state=self.random_state,
             **common,
-        ).fit(Y)
+        ).fit(Y, relative=relative)
+        self.alpha_ = self.inverse_projector_.alpha_
         self.anchor_indices_ = idx
         self.n_targets_ = Y.shape[1]
         self._y_1d = one_d
@@ -529,7 +630,8 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         Y_hat : ndarray or Tensor of shape (n_samples, n_targets)
-            ``out`` when given.
+            Always 2-D (``(n_samples, 1)`` after a fit on a 1-D ``y``; see
+            :meth:`predict`); ``out`` when given.
         """
         check_is_fitted(self)
         check_batch_size(self.batch_size)
@@ -601,6 +703,10 @@ class RelativeTranslator(RegressorMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
+        # y is the paired target embeddings (2-D); a 1-D float y is accepted as
+        # one target feature, but 1-D integers are refused as class labels, so
+        # scikit-learn's checks must hand it 2-D targets (as ProcrustesTranslator).
+        tags.target_tags.single_output = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         # With a 1-D target the inverse can only recover the sign of y - mean
         # (a direction in a 1-d space), so R^2 on 1-D regression data is poor.

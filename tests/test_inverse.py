@@ -1,6 +1,7 @@
 """InverseRelativeProjector, RelativeTranslator and the pruning kernels of functional."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -63,6 +64,24 @@ as_many_anchors_as_features = _AsManyAnchorsAsFeatures()
 # instances with as many anchors as features: then X is a valid input of
 # transform, and every check (including the n_features_in_ error message,
 # which names the n_anchors columns transform expects) runs for real.
+_LABELS = (
+    "passes the 1-D integer class labels of make_blobs as y: RelativeTranslator needs "
+    "the paired target embeddings and refuses labels (ValueError), as ProcrustesTranslator "
+    "does; dtype preservation and fit/transform consistency are tested with a 2-D target "
+    "in test_translator_keeps_dtype_and_fit_transform_consistency"
+)
+
+
+def _expected_failed_checks(estimator):
+    if not isinstance(estimator, RelativeTranslator):
+        return {}
+    return {
+        "check_transformer_general": _LABELS,
+        "check_transformer_preserve_dtypes": _LABELS,
+        "check_transformer_data_not_an_array": _LABELS,
+    }
+
+
 @parametrize_with_checks(
     [
         InverseRelativeProjector(n_anchors=None, anchors=as_many_anchors_as_features),
@@ -72,12 +91,13 @@ as_many_anchors_as_features = _AsManyAnchorsAsFeatures()
         ),
         RelativeTranslator(n_anchors=0.5, random_state=0),
         RelativeTranslator(n_anchors=0.5, prune_threshold=0.3, alpha=1e-3, random_state=0),
-    ]
+    ],
+    expected_failed_checks=_expected_failed_checks,
 )
-@pytest.mark.filterwarnings("ignore:y is a 1-D array of integers:UserWarning")
+@pytest.mark.filterwarnings("ignore:The inverse relative projection is determined:UserWarning")
+@pytest.mark.filterwarnings("ignore:The normalized anchors of:UserWarning")
 def test_sklearn_compatible(estimator, check):
-    # some checks fit regressors on integer targets: RelativeTranslator warns
-    # that they look like class labels (tested in test_translator_bad_input)
+    # the checks' tiny random data leave the inverse under-determined (warned)
     check(estimator)
 
 
@@ -91,8 +111,19 @@ def test_sklearn_compatible(estimator, check):
 )
 @pytest.mark.parametrize("check", [check_transformer_get_feature_names_out,
                                    check_set_output_transform])
-@pytest.mark.filterwarnings("ignore:y is a 1-D array of integers:UserWarning")
 def test_feature_name_checks(estimator, check):
+    labels_check = check is check_transformer_get_feature_names_out
+    if isinstance(estimator, RelativeTranslator) and labels_check:
+        # that check fits on make_blobs' 1-D integer labels, refused as y; the same
+        # assertions with a 2-D target:
+        X = gaussian(30, 4)
+        tr = clone(estimator).fit(X, gaussian(30, 3, seed=1))
+        names = tr.get_feature_names_out()
+        assert names.tolist() == [f"relativetranslator{j}" for j in range(3)]
+        assert len(names) == tr.transform(X).shape[1]
+        with pytest.raises(ValueError, match="input_features should have length"):
+            tr.get_feature_names_out(["a", "b"])
+        return
     check(type(estimator).__name__, estimator)
 
 
@@ -197,7 +228,10 @@ def test_subspaces_average_the_pruned_reconstructions():
         assert G.max() <= 0.6 + 1e-12
         dirs = np.linalg.lstsq(B_hat[S], R[:, S].T, rcond=None)[0].T
         recon.append(dirs / np.linalg.norm(dirs, axis=1, keepdims=True))
-    expected = np.mean(recon, axis=0) * irp.mean_anchor_norm_ + irp.anchor_mean_
+    # the average of the unit reconstructions, renormalized, then rescaled
+    avg = np.mean(recon, axis=0)
+    avg /= np.linalg.norm(avg, axis=1, keepdims=True)
+    expected = avg * irp.mean_anchor_norm_ + irp.anchor_mean_
     np.testing.assert_allclose(irp.transform(R), expected, rtol=1e-8, atol=1e-8)
     # deterministic under random_state, different starts under another seed
     again = clone(irp).fit(Y)
@@ -348,8 +382,9 @@ def test_translator_bad_input():
         clone(tr).set_params(anchors="stratified").fit(X, Y)
     with pytest.raises(ValueError, match="ndim=2"):
         clone(tr).set_params(anchors=X[:10]).fit(X, Y)
-    with pytest.warns(UserWarning, match="looks like class labels"):
-        tr.fit(X, np.arange(100) % 3)
+    for labels in (np.arange(100) % 3, np.arange(100) % 2 == 0, torch.arange(100) % 3):
+        with pytest.raises(ValueError, match="looks like class labels"):
+            clone(tr).fit(X, labels)
     Y_nan = Y.copy()
     Y_nan[5, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -435,3 +470,155 @@ def test_digits_conditioning_matters():
     assert plain_acc < 0.5
     assert pruned_acc > 0.85 and pruned_acc - plain_acc > 0.4
     assert procrustes - pruned_acc < 0.1
+
+
+# --------------------------------------------------------------------------
+# conditioning: rank-revealing cutoff, near-constant columns, warnings
+# --------------------------------------------------------------------------
+def _related(n=500, d=32, seed=0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = X @ ortho_group.rvs(d, random_state=seed) * 2.0 + 1.0
+    return X, Y + noise * rng.normal(size=Y.shape)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-33])
+def test_near_constant_target_column_does_not_take_over(backend, scale):
+    # One target feature constant up to 1e-9 (or a dead unit at 1e-33), k >= d:
+    # the pseudo-inverse used to amplify it until the output was orthogonal to
+    # the truth (cosine -0.000), silently.
+    X, Y = _related()
+    Y[:, 0] = 5.0 + scale * np.random.default_rng(1).normal(size=len(Y))
+    src = RelativeProjector(64, random_state=0).fit(X)
+    irp = InverseRelativeProjector(anchors=src.anchor_indices_).fit(backend.asarray(Y))
+    out = backend.to_numpy(irp.transform(backend.asarray(src.transform(X))))
+    assert irp.constant_features_.tolist() == [0]
+    np.testing.assert_allclose(out[:, 0], irp.anchor_mean_[0], atol=1e-6)
+    mu = irp.anchor_mean_
+    assert row_cosines(out - mu, Y - mu).mean() > 0.9
+
+
+@pytest.mark.parametrize("k", [48, 64, 200])
+def test_k_at_least_d_reconstructs_within_the_space(backend, k):
+    X, Y = _related(d=32)
+    src = RelativeProjector(k, random_state=0).fit(Y)  # same space: exact up to rounding
+    irp = InverseRelativeProjector(anchors=src.anchor_indices_).fit(backend.asarray(Y))
+    out = backend.to_numpy(irp.transform(backend.asarray(src.transform(Y))))
+    mu = irp.anchor_mean_
+    assert row_cosines(out - mu, Y - mu).min() > 0.999
+    assert irp.condition_numbers_[0] < F.INVERSE_COND_WARNING
+
+
+def test_badly_conditioned_anchors_warn():
+    # a feature varying at 1e-5 of the others: kept by the cutoff (1e-6) but the
+    # inverse amplifies mismatches ~1e5 times
+    X, Y = _related(d=16)
+    Y[:, 3] = 2.0 + 1e-5 * np.random.default_rng(2).normal(size=len(Y))
+    with pytest.warns(UserWarning, match="badly conditioned"):
+        irp = InverseRelativeProjector(40, random_state=0).fit(Y)
+    assert irp.condition_numbers_[0] > F.INVERSE_COND_WARNING
+    # a ridge bounds the amplification: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ridge = InverseRelativeProjector(40, alpha=0.1, random_state=0).fit(Y)
+    assert ridge.condition_numbers_[0] < F.INVERSE_COND_WARNING
+
+
+@pytest.mark.parametrize("n_anchors", [2, 5])
+def test_under_determined_inverse_warns(n_anchors):
+    X8 = np.random.default_rng(3).normal(size=(8, 8))
+    with pytest.warns(UserWarning, match="determined on only"):
+        tr = RelativeTranslator(n_anchors, alpha=0.0, random_state=0).fit(X8, X8)
+    assert tr.score(X8, X8) < 0.9
+    with pytest.warns(UserWarning, match="determined on only"):
+        InverseRelativeProjector(n_anchors, random_state=0).fit(X8)
+
+
+def test_well_determined_inverse_does_not_warn():
+    X, Y = _related(d=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RelativeTranslator(50, alpha=0.0, random_state=0).fit(X, Y)
+
+
+def test_subspace_average_is_renormalized_before_rescaling(backend):
+    X, Y = _related(d=16, noise=1.0)
+    src = RelativeProjector(60, random_state=0).fit(X)
+    irp = InverseRelativeProjector(anchors=src.anchor_indices_, prune_threshold=0.5,
+                                   n_subspaces=5, random_state=0).fit(backend.asarray(Y))
+    out = backend.to_numpy(irp.transform(backend.asarray(src.transform(X))))
+    norms = np.linalg.norm(out - irp.anchor_mean_, axis=1)
+    np.testing.assert_allclose(norms, irp.mean_anchor_norm_, rtol=1e-8)
+
+
+# --------------------------------------------------------------------------
+# alpha="auto"
+# --------------------------------------------------------------------------
+def _brute_pooled_gcv(A_hat, R, alpha):
+    """Pooled GCV of the per-row ridge solves, by explicit hat matrix."""
+    k = A_hat.shape[0]
+    H = A_hat @ np.linalg.pinv(A_hat.T @ A_hat + alpha * np.eye(A_hat.shape[1])) @ A_hat.T
+    rss = np.sum((R - R @ H.T) ** 2)
+    return rss / k / (1 - np.trace(H) / k) ** 2
+
+
+def test_auto_alpha_matches_brute_force_gcv_and_helps(backend):
+    # anisotropic spaces (spectrum over 2.5 decades) related up to noise: the
+    # plain inverse amplifies the noise along the weak directions
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(600, 20)) * np.logspace(0, -2.5, 20)
+    Y = X @ ortho_group.rvs(20, random_state=4) * 2 + 1 + 0.05 * rng.normal(size=(600, 20))
+    tr = RelativeTranslator(40, alpha="auto", random_state=0).fit(
+        backend.asarray(X), backend.asarray(Y)
+    )
+    irp = tr.inverse_projector_
+    A_hat = irp.normalized_anchors_
+    R = tr.relative_projector_.transform(X[tr.anchor_indices_])
+    alpha, alphas, scores = F.select_inverse_alpha(torch.as_tensor(A_hat), torch.as_tensor(R))
+    brute = np.array([_brute_pooled_gcv(A_hat, R, a) if a > 0 else np.inf
+                      for a in alphas.numpy()])
+    finite = np.isfinite(brute)
+    np.testing.assert_allclose(scores.numpy()[finite], brute[finite], rtol=1e-6)
+    assert tr.alpha_[0] == pytest.approx(alphas.numpy()[np.argmin(brute)], rel=1e-12)
+    assert tr.alpha_[0] > 0
+    # it beats no ridge on held-out rows
+    plain = clone(tr).set_params(alpha=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(X, Y)
+    test = np.setdiff1d(np.arange(600), tr.anchor_indices_)
+    # measured 0.82 vs 0.54
+    assert tr.score(X[test], Y[test]) > plain.score(X[test], Y[test]) + 0.1
+
+
+def test_auto_alpha_of_the_projector_needs_source_relative_representations():
+    X, Y = _related(d=8)
+    irp = InverseRelativeProjector(20, alpha="auto", random_state=0)
+    with pytest.raises(ValueError, match="alpha='auto' needs the anchors' relative"):
+        irp.fit(Y)
+    with pytest.raises(ValueError, match=r"relative has shape \(5, 20\)"):
+        irp.fit(Y, relative=np.zeros((5, 20)))
+    with pytest.raises(ValueError, match="alpha='often' must be"):
+        InverseRelativeProjector(20, alpha="often").fit(Y)
+    src = RelativeProjector(20, random_state=0).fit(X)
+    irp = InverseRelativeProjector(anchors=src.anchor_indices_, alpha="auto")
+    irp.fit(Y, relative=src.transform(X[src.anchor_indices_]))
+    assert irp.alpha_.shape == (1,)
+
+
+def test_translator_1d_target_predict_and_transform_shapes():
+    X = np.random.default_rng(5).normal(size=(100, 6))
+    y = X @ np.arange(6.0) + 1.0
+    tr = RelativeTranslator(20, random_state=0).fit(X, y)
+    assert tr.predict(X).shape == (100,)
+    assert tr.transform(X).shape == (100, 1)
+    np.testing.assert_array_equal(tr.predict(X), tr.transform(X)[:, 0])
+
+
+def test_translator_keeps_dtype_and_fit_transform_consistency():
+    X, Y = _related(n=120, d=6)
+    for dtype in (np.float32, np.float64):
+        tr = RelativeTranslator(30, random_state=0)
+        out = tr.fit(X.astype(dtype), Y).transform(X.astype(dtype))
+        assert out.dtype == dtype
+        np.testing.assert_allclose(clone(tr).fit_transform(X.astype(dtype), Y), out, rtol=1e-5)

@@ -769,7 +769,7 @@ def test_degenerate_anchors():
     with pytest.warns(UserWarning, match=few):
         ProcrustesTranslator(n_anchors=5, random_state=0).fit(X, Y)
     with pytest.warns(UserWarning, match="more than 8 anchors or use alpha > 0"):
-        ProcrustesTranslator("linear", n_anchors=5, random_state=0).fit(X, Y)
+        ProcrustesTranslator("linear", n_anchors=5, alpha=0.0, random_state=0).fit(X, Y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tr = ProcrustesTranslator("linear", n_anchors=5, alpha=1.0, random_state=0).fit(X, Y)
@@ -777,7 +777,8 @@ def test_degenerate_anchors():
         ProcrustesTranslator(n_anchors=20, random_state=0).fit(X, Y)
     # the minimum-norm fallback still interpolates the anchors
     with pytest.warns(UserWarning):
-        tr = ProcrustesTranslator("linear", scaling=None, n_anchors=5, random_state=0).fit(X, Y)
+        tr = ProcrustesTranslator("linear", scaling=None, n_anchors=5, alpha=0.0,
+                                  random_state=0).fit(X, Y)
     idx = tr.anchor_indices_
     np.testing.assert_allclose(tr.transform(X[idx]), Y[idx], atol=1e-9)
     # constant (e.g. dead ReLU) target features: named as the cause, not the anchor count
@@ -861,3 +862,289 @@ def test_undetermined_directions_map_to_zero(method):
     assert abs(err - np.sqrt(31 / 50)) < 0.05
     # the anchors themselves are still reproduced
     np.testing.assert_allclose(tr.transform(X[:20]), X[:20], atol=1e-8)
+
+
+# --------------------------------------------------------------------------
+# alpha="auto": generalized cross-validation from the statistics
+# --------------------------------------------------------------------------
+def _noisy_pair(n=60, d_x=25, d_y=6, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d_x)) * rng.uniform(0.5, 2.0, size=d_x) + 3.0
+    W = rng.normal(size=(d_x, d_y)) / np.sqrt(d_x)
+    Y = X @ W + noise * rng.normal(size=(n, d_y)) - 1.0
+    return X, Y
+
+
+def _brute_gcv(Xt, Yt, alpha, intercept):
+    """GCV of ridge on explicit (scaled) data: refit, explicit hat matrix."""
+    n = Xt.shape[0]
+    A = Xt - Xt.mean(0) if intercept else Xt
+    B = Yt - Yt.mean(0) if intercept else Yt
+    H = A @ np.linalg.pinv(A.T @ A + alpha * np.eye(A.shape[1])) @ A.T
+    rss = np.sum((B - H @ B) ** 2)
+    df = np.trace(H) + intercept
+    return rss / n / (1 - df / n) ** 2
+
+
+def _brute_loo(Xt, Yt, alpha, intercept):
+    """Leave-one-out squared error of ridge by refitting n times."""
+    n, total = Xt.shape[0], 0.0
+    for i in range(n):
+        keep = np.arange(n) != i
+        A, B = Xt[keep], Yt[keep]
+        mx, my = (A.mean(0), B.mean(0)) if intercept else (0.0, 0.0)
+        W = np.linalg.pinv((A - mx).T @ (A - mx) + alpha * np.eye(A.shape[1])) @ (
+            (A - mx).T @ (B - my)
+        )
+        total += np.sum(((Xt[i] - mx) @ W + my - Yt[i]) ** 2)
+    return total / n
+
+
+@pytest.mark.parametrize("scaling", ["standard", "center", None])
+@pytest.mark.parametrize("method", ["linear", "affine"])
+def test_gcv_scores_equal_brute_force_and_pick_its_minimum(method, scaling):
+    X, Y = _noisy_pair()
+    stats = F.translation_stats(torch.as_tensor(X), torch.as_tensor(Y))
+    intercept = scaling is not None or method == "affine"
+    if scaling == "standard":
+        Xt, Yt = X / X.std(0), Y / Y.std(0)
+    else:
+        Xt, Yt = X, Y
+    tr = ProcrustesTranslator(method, scaling=scaling, alpha="auto").fit(X, Y)
+    # the same grid, scored by refitting with an explicit hat matrix
+    G = (Xt - Xt.mean(0)).T @ (Xt - Xt.mean(0)) if intercept else Xt.T @ Xt
+    grid = F.ridge_alpha_grid(torch.as_tensor(np.linalg.eigvalsh(G)), G.shape[0]).numpy()
+    brute = np.array([_brute_gcv(Xt, Yt, a, int(intercept)) if a > 0 else np.inf for a in grid])
+    ours = F.solve_translation(stats, method, scaling=scaling, alpha="auto")
+    assert ours.alpha == tr.alpha_
+    np.testing.assert_allclose(tr.alpha_, grid[np.argmin(brute)], rtol=1e-9)
+    # and the scores themselves
+    from sklearn_latent.functional._translation import _ridge_gcv
+
+    s = F._as_stats(stats)
+    Gs = torch.as_tensor(G)
+    Cs = torch.as_tensor(
+        (Xt - Xt.mean(0)).T @ (Yt - Yt.mean(0)) if intercept else Xt.T @ Yt
+    )
+    yy = float(np.sum((Yt - Yt.mean(0)) ** 2) if intercept else np.sum(Yt**2))
+    _, _, _, alphas, scores = _ridge_gcv(Gs, Cs, yy, s.n, int(intercept))
+    finite = np.isfinite(brute)
+    np.testing.assert_allclose(scores.numpy()[finite], brute[finite], rtol=1e-6)
+
+
+def test_gcv_choice_is_near_the_brute_force_leave_one_out_optimum():
+    # Fewer anchors than dimensions and noise: the regime where alpha matters.
+    X, Y = _noisy_pair(n=40, d_x=30, d_y=4, noise=1.0, seed=1)
+    tr = ProcrustesTranslator("affine", scaling="center", alpha="auto").fit(X, Y)
+    grid = F.ridge_alpha_grid(torch.as_tensor(np.linalg.eigvalsh(np.cov(X.T) * 39)), 30).numpy()
+    loo = np.array([_brute_loo(X, Y, a, True) for a in grid[1::2]])
+    chosen = _brute_loo(X, Y, tr.alpha_, True)
+    assert tr.alpha_ > 0
+    assert chosen <= 1.1 * loo.min()
+    # and far better than no penalty at all (the default before alpha="auto")
+    assert chosen < 0.5 * _brute_loo(X, Y, grid[1], True)
+
+
+def test_auto_alpha_is_the_same_for_fit_partial_fit_and_map_reduce(backend):
+    X, Y = _noisy_pair(n=90, d_x=40, d_y=5, noise=0.5, seed=2)
+    Xb, Yb = backend.asarray(X), backend.asarray(Y)
+    full = ProcrustesTranslator("linear", alpha="auto").fit(Xb, Yb)
+    part = ProcrustesTranslator("linear", alpha="auto")
+    for i in range(0, 90, 25):
+        part.partial_fit(Xb[i:i + 25], Yb[i:i + 25])
+    stats = merge_translation_stats(*(translation_stats(Xb[i:i + 30], Yb[i:i + 30])
+                                      for i in (0, 30, 60)))
+    mr = ProcrustesTranslator("linear", alpha="auto").fit_from_stats(stats)
+    assert full.alpha_ > 0
+    assert part.alpha_ == pytest.approx(full.alpha_, rel=1e-12)
+    assert mr.alpha_ == pytest.approx(full.alpha_, rel=1e-12)
+    np.testing.assert_allclose(part.coef_, full.coef_, atol=1e-9)
+    np.testing.assert_allclose(backend.to_numpy(mr.transform(Xb)),
+                               backend.to_numpy(full.transform(Xb)), atol=1e-8)
+
+
+def test_auto_alpha_through_dask_equals_fit():
+    da = pytest.importorskip("dask.array")
+    from sklearn_latent import dask as sld
+
+    X, Y = _noisy_pair(n=120, d_x=30, d_y=5, noise=0.5, seed=3)
+    tr = sld.fit_translator(ProcrustesTranslator("affine", alpha="auto"),
+                            da.from_array(X, chunks=40), da.from_array(Y, chunks=40))
+    ref = ProcrustesTranslator("affine", alpha="auto").fit(X, Y)
+    assert tr.alpha_ == pytest.approx(ref.alpha_, rel=1e-12)
+    np.testing.assert_allclose(tr.coef_, ref.coef_, atol=1e-9)
+
+
+def test_auto_alpha_picks_zero_on_exact_overdetermined_maps():
+    X = np.random.default_rng(4).normal(size=(200, 6))
+    W = np.random.default_rng(5).normal(size=(6, 3))
+    tr = ProcrustesTranslator("affine", alpha="auto").fit(X, X @ W + 2.0)
+    assert tr.alpha_ == 0.0
+    np.testing.assert_allclose(tr.transform(X), X @ W + 2.0, atol=1e-9)
+
+
+def test_orthogonal_methods_ignore_alpha_and_report_zero():
+    X, Y = _noisy_pair()
+    tr = ProcrustesTranslator("orthogonal", alpha="auto").fit(X, Y)
+    assert tr.alpha_ == 0.0
+
+
+# --------------------------------------------------------------------------
+# method="lowrank"
+# --------------------------------------------------------------------------
+def test_lowrank_recovers_a_planted_low_rank_affine_map(backend):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 20)) + 5.0
+    W = rng.normal(size=(20, 3)) @ rng.normal(size=(3, 12))  # rank 3
+    Y = X @ W - 4.0 + 0.01 * rng.normal(size=(400, 12))
+    tr = ProcrustesTranslator("lowrank", rank=3, scaling="center").fit(
+        backend.asarray(X), backend.asarray(Y)
+    )
+    assert np.linalg.matrix_rank(tr.coef_, tol=1e-8) == 3
+    np.testing.assert_allclose(tr.coef_, W, atol=0.01)
+    out = backend.to_numpy(tr.transform(backend.asarray(X)))
+    assert np.abs(out - (X @ W - 4.0)).max() < 0.05
+    # a rank-2 map cannot: it loses the third direction
+    tr2 = ProcrustesTranslator("lowrank", rank=2, scaling="center").fit(X, Y)
+    assert np.abs(tr2.transform(X) - Y).mean() > 10 * np.abs(out - Y).mean()
+
+
+@pytest.mark.parametrize("scaling", ["standard", "center", None])
+@pytest.mark.parametrize("d_x,d_y", [(10, 6), (6, 10)])
+def test_lowrank_at_full_rank_equals_affine(scaling, d_x, d_y):
+    X, Y = _noisy_pair(n=80, d_x=d_x, d_y=d_y, noise=0.3, seed=7)
+    full = ProcrustesTranslator("lowrank", rank=min(d_x, d_y), scaling=scaling, alpha=0.5)
+    ref = ProcrustesTranslator("affine", scaling=scaling, alpha=0.5).fit(X, Y)
+    full.fit(X, Y)
+    np.testing.assert_allclose(full.coef_, ref.coef_, atol=1e-9)
+    np.testing.assert_allclose(full.intercept_, ref.intercept_, atol=1e-9)
+
+
+def test_lowrank_is_the_best_rank_r_least_squares_map_and_inverts_on_its_image():
+    X, Y = _noisy_pair(n=300, d_x=8, d_y=7, noise=0.5, seed=8)
+    tr = ProcrustesTranslator("lowrank", rank=2, scaling="center", alpha=0.0).fit(X, Y)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    # classical reduced-rank regression: OLS fitted values projected on their top-2 PCs
+    W = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
+    _, _, Vt = np.linalg.svd(Xc @ W, full_matrices=False)
+    np.testing.assert_allclose(tr.coef_, W @ Vt[:2].T @ Vt[:2], atol=1e-9)
+    Z = tr.transform(X)
+    np.testing.assert_allclose(tr.transform(tr.inverse_transform(Z)), Z, atol=1e-8)
+
+
+def test_lowrank_partial_fit_equals_fit():
+    X, Y = _noisy_pair(n=120, d_x=9, d_y=5, noise=0.3, seed=9)
+    ref = ProcrustesTranslator("lowrank", rank=2, alpha="auto").fit(X, Y)
+    tr = ProcrustesTranslator("lowrank", rank=2, alpha="auto")
+    for i in range(0, 120, 50):
+        tr.partial_fit(X[i:i + 50], Y[i:i + 50])
+    np.testing.assert_allclose(tr.coef_, ref.coef_, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params,err,match",
+    [
+        ({"method": "lowrank"}, ValueError, "needs rank="),
+        ({"method": "lowrank", "rank": 0}, ValueError, "rank == 0, must be >= 1"),
+        ({"method": "lowrank", "rank": 2.5}, TypeError, "rank must be an instance of int"),
+        ({"method": "lowrank", "rank": True}, TypeError, "rank must be an int"),
+        ({"method": "lowrank", "rank": 7}, ValueError, r"rank=7 exceeds min\(d_x, d_y\)=5"),
+        ({"method": "linear", "alpha": "best"}, ValueError, "alpha='best' must be"),
+    ],
+)
+def test_lowrank_and_alpha_bad_params(params, err, match):
+    X, Y = _noisy_pair(n=30, d_x=6, d_y=5)
+    with pytest.raises(err, match=match):
+        ProcrustesTranslator(**params).fit(X, Y)
+
+
+# --------------------------------------------------------------------------
+# float32 with offsets, predict's kind, statistics checks
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["orthogonal", "affine"])
+@pytest.mark.parametrize("offset", [0.0, 1e2, 1e4, 1e6])
+def test_float32_transform_is_as_accurate_as_its_inputs(backend, method, offset):
+    rng = np.random.default_rng(10)
+    X = (rng.normal(size=(300, 12)) + offset).astype(np.float32)
+    Y = (rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))).astype(np.float32)
+    Y = (X.astype(np.float64) - offset) @ rng.normal(size=(12, 12)) + 0.1 * Y + 3.0
+    tr = ProcrustesTranslator(method, scaling="center").fit(X.astype(np.float64), Y)
+    # the float64 computation on the same float32 values is the reference
+    ref = tr.transform(X.astype(np.float64))
+    out = backend.to_numpy(tr.transform(backend.asarray(X)))
+    assert out.dtype == np.float32
+    eps = np.finfo(np.float32).eps
+    # a few ulps of the output's magnitude, whatever the input offset
+    assert np.abs(out - ref).max() <= 64 * eps * np.abs(ref).max()
+    back_ref = tr.inverse_transform(ref.astype(np.float32).astype(np.float64))
+    back = backend.to_numpy(tr.inverse_transform(backend.asarray(ref.astype(np.float32))))
+    assert np.abs(back - back_ref).max() <= 64 * eps * np.abs(back_ref).max()
+
+
+def test_predict_returns_arrays_under_pandas_output():
+    pd = pytest.importorskip("pandas")
+    X, Y = _noisy_pair(n=40, d_x=5, d_y=3)
+    tr = ProcrustesTranslator().set_output(transform="pandas").fit(X, Y)
+    assert isinstance(tr.transform(X), pd.DataFrame)
+    pred = tr.predict(X)
+    assert isinstance(pred, np.ndarray)
+    np.testing.assert_allclose(pred, tr.transform(X).to_numpy())
+
+
+def test_fit_from_stats_rejects_negative_sums_of_squares():
+    X, Y = _noisy_pair(n=40, d_x=5, d_y=3)
+    stats = translation_stats(X, Y)
+    bad = stats._replace(y_ss=-stats.y_ss)
+    with pytest.raises(ValueError, match="y_ss has negative entries"):
+        ProcrustesTranslator().fit_from_stats(bad)
+    bad = stats._replace(x_ss=np.where(np.arange(5) == 2, -1.0, stats.x_ss))
+    with pytest.raises(ValueError, match="x_ss has negative entries"):
+        merge_translation_stats(stats, bad)
+    xx = stats.xx.copy()
+    xx[0, 0] = -1.0
+    with pytest.raises(ValueError, match="xx has a negative diagonal"):
+        ProcrustesTranslator("linear").fit_from_stats(stats._replace(xx=xx))
+
+
+@pytest.mark.filterwarnings(UNDERDETERMINED)
+def test_dead_columns_are_never_divided_by():
+    # a dead unit (std 1e-33) of a real encoder: standard scaling used to blow it up
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(200, 8))
+    Y = X @ ortho_group.rvs(8, random_state=1)
+    Y[:, 3] = 1e-33 * rng.normal(size=200)
+    tr = ProcrustesTranslator(scaling="standard").fit(X, Y)
+    assert tr.y_scale_[3] == 1.0
+    assert np.abs(tr.transform(X)[:, 3]).max() < 1e-6
+
+
+# --------------------------------------------------------------------------
+# lazy solve after partial_fit
+# --------------------------------------------------------------------------
+def test_partial_fit_solves_lazily_with_the_same_attributes(tmp_path):
+    from sklearn.utils.validation import check_is_fitted
+
+    from sklearn_latent import load, save
+
+    X, Y = _noisy_pair(n=100, d_x=7, d_y=5, noise=0.2)
+    ref = ProcrustesTranslator("affine", alpha="auto").fit(X, Y)
+    tr = ProcrustesTranslator("affine", alpha="auto")
+    tr.partial_fit(X[:50], Y[:50]).partial_fit(X[50:], Y[50:])
+    assert "coef_" not in vars(tr)  # nothing solved yet
+    check_is_fitted(tr)
+    assert tr.get_params()["alpha"] == "auto"
+    copies = [pickle.loads(pickle.dumps(tr)), clone(tr)]
+    save(tr, tmp_path / "m.skl")
+    copies.append(load(tmp_path / "m.skl"))
+    for name in ("coef_", "intercept_", "inverse_coef_", "map_", "alpha_", "rank_", "x_mean_"):
+        np.testing.assert_allclose(getattr(tr, name), getattr(ref, name), atol=1e-10)
+    assert "coef_" in vars(tr)  # solved once, then kept
+    for c in copies[:1] + copies[2:]:
+        np.testing.assert_allclose(c.transform(X), ref.transform(X), atol=1e-10)
+    assert not hasattr(copies[1], "coef_")  # the clone is unfitted
+    with pytest.raises(AttributeError):
+        tr.no_such_attribute_
+    # a new chunk invalidates the solved map
+    tr.partial_fit(X[:10], Y[:10])
+    assert "coef_" not in vars(tr)
+    assert tr.n_samples_seen_ == 110

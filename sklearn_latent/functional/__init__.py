@@ -512,431 +512,43 @@ def _relative_projector(
     return project
 
 
-def normalized_anchor_inverse(anchors, *, center=None, alpha=0.0):
-    """Right inverse of the normalized anchors used by :func:`inverse_relative_projection`.
-
-    Returns ``P`` (k, d) with ``R @ P`` the least-squares (ridge ``alpha``)
-    solution ``y`` of ``norm(A - center) y = r`` for every row ``r`` of ``R``.
-    Computed in float64 for stability, returned in the anchors' dtype.
-    """
-    A = anchors.to(torch.float64)
-    A_hat = _center_normalize(A, None if center is None else center.to(torch.float64))
-    if alpha > 0:
-        gram = A_hat @ A_hat.T
-        gram.diagonal().add_(alpha)
-        P = torch.linalg.solve(gram, A_hat)  # (k, d) = (A A^T + a I)^-1 A
-    else:
-        P = torch.linalg.pinv(A_hat).T  # (k, d)
-    return P.to(anchors.dtype)
-
-
-def inverse_relative_projection(R, inverse, *, scale=None, offset=None, columns=None):
-    """Absolute vectors whose cosine relative representation is ``R``.
-
-    ``y = norm(R @ inverse) * scale + offset`` (Maiorca et al., 2024), with
-    ``inverse`` from :func:`normalized_anchor_inverse`.  ``scale`` (scalar)
-    rescales the unit directions (e.g. to the mean anchor norm); ``None`` keeps
-    unit norm.  ``offset`` (d,) undoes centering.
-
-    Anchor subsets: ``columns`` (index tensor) restricts ``R`` to the columns
-    of the anchors ``inverse`` was computed from.  With a list of inverses and
-    a matching list of ``columns`` (``None`` entries = all columns), the
-    reconstructions of the subspaces are averaged:
-    ``y = mean_s norm(R[:, c_s] @ inverse_s) * scale + offset`` (the mean of
-    unit vectors is not renormalized, so disagreeing subspaces shrink the
-    output towards ``offset``).
-    """
-    if isinstance(inverse, (list, tuple)):
-        cols = columns if columns is not None else [None] * len(inverse)
-        Y = None
-        for P, c in zip(inverse, cols):
-            D = _safe_normalize((R if c is None else R[:, c]) @ P)
-            Y = D if Y is None else Y.add_(D)
-        Y = Y.div_(len(inverse))
-    else:
-        Y = (R if columns is None else R[:, columns]) @ inverse
-        if not (Y.requires_grad or (offset is not None and offset.requires_grad)):
-            # Y is a fresh GEMM result: normalize, rescale and shift it in place
-            # (two passes over the output instead of four and no copies)
-            div = torch.linalg.vector_norm(Y, dim=1, keepdim=True)
-            div = div.clamp_min_(_EPS.get(Y.dtype, 1e-12))
-            if scale is not None:
-                div = div.div_(scale)
-            Y = Y.div_(div)
-            return Y if offset is None else Y.add_(offset)
-        Y = _safe_normalize(Y)
-    if scale is not None:
-        Y = Y * scale
-    if offset is not None:
-        Y = Y + offset
-    return Y
-
-
 # --------------------------------------------------------------------------
-# --- latent space translation ---
+# --- latent space translation: sufficient statistics and closed-form solvers
+# (functional/_translation.py) ---
 # --------------------------------------------------------------------------
-# Maiorca et al., "Latent Space Translation via Semantic Alignment" (NeurIPS
-# 2023).  Every closed form below needs only the sufficient statistics of the
-# paired rows (count, means, centered sums of squares and cross-products),
-# accumulated in float64 and merged exactly (Chan, Golub and LeVeque), so
-# ``fit`` on all rows, ``partial_fit`` over chunks and a map-reduce over blocks
-# are the same computation.
-from typing import NamedTuple, Optional  # noqa: E402
+from ._translation import (  # noqa: E402
+    TRANSLATION_METHODS,
+    TRANSLATION_SCALINGS,
+    TranslationMap,
+    TranslationStats,
+    _as_stats,
+    _constant_columns,
+    _ridge_gcv,
+    _standard_scale,
+    merge_translation_stats,
+    ridge_alpha_grid,
+    solve_translation,
+    translation_stats,
+)
 
-__all__ += [  # extends the list at the top of the module
-    "TRANSLATION_METHODS",
-    "TRANSLATION_SCALINGS",
-    "TranslationMap",
-    "TranslationStats",
-    "merge_translation_stats",
-    "solve_translation",
-    "translation_stats",
-]
+from . import _translation  # noqa: E402
 
-#: Methods understood by :func:`solve_translation`.
-TRANSLATION_METHODS = ("orthogonal", "scaled", "linear", "affine")
-#: Scalings understood by :func:`solve_translation`.
-TRANSLATION_SCALINGS = ("standard", "center", None)
+__all__ += _translation.__all__  # extends the list at the top of the module
 
-_F64 = torch.float64
-_EPS64 = torch.finfo(_F64).eps
+# --- inverse relative projection (functional/_inverse.py) ---
+from ._inverse import (  # noqa: E402
+    INVERSE_COND_WARNING,
+    INVERSE_RTOL,
+    anchor_condition_number,
+    inverse_relative_projection,
+    normalized_anchor_inverse,
+    select_inverse_alpha,
+)
+from . import _inverse  # noqa: E402
+from ._inverse import _design as _inverse_design  # noqa: E402
+from ._inverse import near_constant_columns  # noqa: E402
 
-
-class TranslationStats(NamedTuple):
-    """Sufficient statistics of paired rows ``(x_i, y_i)``, mergeable exactly.
-
-    Fields are float64 tensors (or float64 numpy arrays: every function here
-    accepts both) except ``n``.
-
-    Attributes
-    ----------
-    n : int
-        Number of rows.
-    x_mean : (d_x,)
-    y_mean : (d_y,)
-    x_ss : (d_x,)
-        ``sum_i (x_i - x_mean) ** 2`` per column.
-    y_ss : (d_y,)
-        ``sum_i (y_i - y_mean) ** 2`` per column.
-    xy : (d_x, d_y)
-        ``sum_i (x_i - x_mean)^T (y_i - y_mean)``.
-    xx : (d_x, d_x) or None
-        ``sum_i (x_i - x_mean)^T (x_i - x_mean)``; only needed by the
-        ``"linear"`` and ``"affine"`` methods and by ``"scaled"`` when
-        ``d_x > d_y`` (``None`` saves one GEMM when it is not needed).
-    """
-
-    n: int
-    x_mean: torch.Tensor
-    y_mean: torch.Tensor
-    x_ss: torch.Tensor
-    y_ss: torch.Tensor
-    xy: torch.Tensor
-    xx: Optional[torch.Tensor]
-
-
-class TranslationMap(NamedTuple):
-    """The solved translation, folded so that ``y = x @ coef + intercept``.
-
-    Attributes
-    ----------
-    coef : (d_x, d_y)
-    intercept : (d_y,)
-    inverse_coef : (d_y, d_x)
-    inverse_intercept : (d_x,)
-        ``x = y @ inverse_coef + inverse_intercept``: the exact inverse on the
-        image (transpose) for ``"orthogonal"``/``"scaled"``, the
-        pseudo-inverse for ``"linear"``/``"affine"``.
-    map : (d_x, d_y)
-        The map between the scaled coordinates ``(x - x_mean) / x_scale`` and
-        ``(y - y_mean) / y_scale``: the (semi-)orthogonal ``R`` for
-        ``"orthogonal"`` and ``"scaled"`` (without the scale), the least-squares
-        ``W`` for ``"linear"`` and ``"affine"``.
-    scale : float
-        The isotropic scale of ``"scaled"``; 1.0 for the other methods.
-    bias : (d_y,)
-        Bias in scaled coordinates (non-zero only for ``"affine"`` with
-        ``scaling=None``, where the coordinates are not centered).
-    x_mean, x_scale : (d_x,)
-    y_mean, y_scale : (d_y,)
-        The per-space shift and scale defining the scaled coordinates
-        (zeros and ones when a scaling does not apply).
-    rank : int
-        Numerical rank of the matrix the map is solved from (the scaled
-        cross-covariance for ``"orthogonal"``/``"scaled"``, the ridge Gram
-        matrix for ``"linear"``/``"affine"``).
-    full_rank : int
-        The rank that determines the map uniquely: ``min(d_x, d_y)`` or ``d_x``.
-    """
-
-    coef: torch.Tensor
-    intercept: torch.Tensor
-    inverse_coef: torch.Tensor
-    inverse_intercept: torch.Tensor
-    map: torch.Tensor
-    scale: float
-    bias: torch.Tensor
-    x_mean: torch.Tensor
-    x_scale: torch.Tensor
-    y_mean: torch.Tensor
-    y_scale: torch.Tensor
-    rank: int
-    full_rank: int
-
-
-def _centered64(X):
-    """float64 copy of X minus its float64 column mean (two-pass: exact for offset data)."""
-    Xc = X.to(_F64, copy=True)
-    mean = Xc.mean(dim=0)
-    Xc.sub_(mean)
-    return Xc, mean
-
-
-def translation_stats(X, Y, *, gram=True):
-    """Sufficient statistics of the paired rows of ``X`` (n, d_x) and ``Y`` (n, d_y).
-
-    Computed in float64 on the tensors' device, centered on this chunk's own
-    means (two passes), so float32 input with large offsets keeps float64
-    accuracy.  Cost: one (d_x, d_y) GEMM, plus one (d_x, d_x) GEMM when ``gram``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_latent.functional import translation_stats
-    >>> X, Y = torch.randn(100, 4), torch.randn(100, 3)
-    >>> s = translation_stats(X, Y, gram=False)
-    >>> s.n, tuple(s.xy.shape), s.xx is None
-    (100, (4, 3), True)
-    """
-    Xc, x_mean = _centered64(X)
-    Yc, y_mean = _centered64(Y)
-    xy = Xc.T @ Yc
-    xx = Xc.T @ Xc if gram else None
-    # (column norms: one memory-bound pass, no temporary; einsum is ~20x slower here)
-    x_ss = torch.linalg.vector_norm(Xc, dim=0).square_()
-    y_ss = torch.linalg.vector_norm(Yc, dim=0).square_()
-    return TranslationStats(int(X.shape[0]), x_mean, y_mean, x_ss, y_ss, xy, xx)
-
-
-def _as_stats(stats, device=None):
-    """The same statistics as float64 tensors on ``device`` (default: where they are)."""
-    if device is None:
-        device = stats.x_mean.device if isinstance(stats.x_mean, torch.Tensor) else "cpu"
-
-    def conv(a):
-        return None if a is None else torch.as_tensor(a, dtype=_F64, device=device)
-
-    return TranslationStats(int(stats.n), *(conv(f) for f in stats[1:]))
-
-
-def merge_translation_stats(a, b):
-    """Statistics of the union of two disjoint sets of rows (exact, order free).
-
-    Centered merging (Chan, Golub and LeVeque, 1979): the cross terms are
-    ``n_a n_b / n * delta_x delta_y^T`` with ``delta`` the difference of the
-    two means, so nothing cancels catastrophically on offset data.  ``xx`` is
-    kept only when both sides have it.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_latent.functional import merge_translation_stats, translation_stats
-    >>> X, Y = torch.randn(50, 3, dtype=torch.float64), torch.randn(50, 2, dtype=torch.float64)
-    >>> whole = translation_stats(X, Y)
-    >>> parts = merge_translation_stats(translation_stats(X[:20], Y[:20]),
-    ...                                 translation_stats(X[20:], Y[20:]))
-    >>> bool(torch.allclose(whole.xy, parts.xy)), bool(torch.allclose(whole.xx, parts.xx))
-    (True, True)
-    """
-    if int(a.n) == 0:
-        return _as_stats(b)
-    a = _as_stats(a)
-    b = _as_stats(b, a.x_mean.device)
-    if b.n == 0:
-        return a
-    n = a.n + b.n
-    dx = b.x_mean - a.x_mean
-    dy = b.y_mean - a.y_mean
-    w = a.n * b.n / n
-    xx = None
-    if a.xx is not None and b.xx is not None:
-        xx = a.xx + b.xx + w * torch.outer(dx, dx)
-    return TranslationStats(
-        n,
-        a.x_mean + dx * (b.n / n),
-        a.y_mean + dy * (b.n / n),
-        a.x_ss + b.x_ss + w * dx * dx,
-        a.y_ss + b.y_ss + w * dy * dy,
-        a.xy + b.xy + w * torch.outer(dx, dy),
-        xx,
-    )
-
-
-def _constant_columns(ss, mean, n):
-    """Columns whose variance is only rounding noise (the bound of scikit-learn's
-    StandardScaler: var <= n eps var + (n eps mean)^2)."""
-    var = ss / n
-    return var <= n * _EPS64 * var + (n * _EPS64 * mean) ** 2
-
-
-def _standard_scale(ss, mean, n):
-    """Population std from centered sums of squares; (near-)constant columns get 1."""
-    var = (ss / n).clamp_min(0)
-    return torch.where(_constant_columns(ss, mean, n), torch.ones_like(var), var.sqrt())
-
-
-def _ridge_solve(G, C, alpha):
-    """``(G + alpha I)^+ C`` and the numerical rank of ``G + alpha I`` (symmetric PSD G)."""
-    d = G.shape[0]
-    G = G.clone()
-    G.diagonal().add_(alpha)
-    L, info = torch.linalg.cholesky_ex(G)
-    if int(info) == 0:
-        piv = L.diagonal() ** 2
-        if float(piv.min()) > d * _EPS64 * float(piv.max()):
-            return torch.cholesky_solve(C, L), d
-    # Singular or nearly so: minimum-norm solution through the eigendecomposition.
-    w, V = torch.linalg.eigh(G)
-    keep = w > d * _EPS64 * float(w.abs().max())
-    Vk = V[:, keep]
-    return Vk @ ((Vk.T @ C) / w[keep, None]), int(keep.sum())
-
-
-def _pinv(W):
-    """Pseudo-inverse of a well-conditioned map through the smaller Gram matrix, else by SVD."""
-    d_x, d_y = W.shape
-    small = W.T @ W if d_x >= d_y else W @ W.T
-    L, info = torch.linalg.cholesky_ex(small)
-    if int(info) == 0:
-        piv = L.diagonal() ** 2
-        # The Gram matrix squares the condition number: use it only while
-        # cond(W) < 1e3 (error ~ cond^2 eps < 1e-9), else fall back to the SVD.
-        if float(piv.min()) > 1e-6 * float(piv.max()):
-            if d_x >= d_y:
-                return torch.cholesky_solve(W.T, L)  # (W^T W)^-1 W^T
-            return torch.cholesky_solve(W, L).T  # W^T (W W^T)^-1
-    return torch.linalg.pinv(W)
-
-
-def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0.0):
-    """Closed-form translation from sufficient statistics.
-
-    Each space is first brought to its scaled coordinates
-    ``x~ = (x - mu_x) / sigma_x`` and ``y~ = (y - mu_y) / sigma_y``
-    (``scaling="standard"``: means and population stds of the rows, zero std
-    -> 1; ``"center"``: sigma = 1; ``None``: mu = 0, sigma = 1).  Then, with
-    ``C = X~^T Y~`` and ``G = X~^T X~``:
-
-    ``"orthogonal"``
-        ``U S V^T = svd(C)``, ``R = U V^T`` (semi-orthogonal when d_x != d_y).
-        When ``C`` has rank ``r < min(d_x, d_y)`` (fewer anchors than
-        dimensions, constant features) only ``U_r V_r^T`` is determined and
-        kept: directions the anchors do not span map to zero.
-    ``"scaled"``
-        ``R`` as above times ``s = trace(S) / ||X~ R||_F^2``.
-    ``"linear"``
-        ``W = (G + alpha I)^+ C`` (ridge least squares, no bias).
-    ``"affine"``
-        Least squares with a bias, closed form: ``W`` from the centered ``G``
-        and ``C``, ``b = mean(y~) - mean(x~) W``; identical to ``"linear"``
-        whenever ``scaling`` centers (the bias in centered coordinates is 0).
-
-    The result is folded back to raw coordinates, ``y = x @ coef + intercept``.
-
-    Parameters
-    ----------
-    stats : TranslationStats
-        From :func:`translation_stats` / :func:`merge_translation_stats`
-        (tensors or numpy arrays); solved on the device of ``stats.x_mean``.
-    method : {"orthogonal", "scaled", "linear", "affine"}
-    scaling : {"standard", "center", None}
-    alpha : float
-        Ridge penalty of ``"linear"`` and ``"affine"`` (not applied to the bias).
-
-    Returns
-    -------
-    TranslationMap
-        float64 tensors.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_latent.functional import solve_translation, translation_stats
-    >>> X = torch.randn(200, 5, dtype=torch.float64)
-    >>> Q = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64)).Q
-    >>> m = solve_translation(translation_stats(X, X @ Q + 3.0), "orthogonal", scaling="center")
-    >>> bool(torch.allclose(m.map, Q)), bool(torch.allclose(X @ m.coef + m.intercept, X @ Q + 3.0))
-    (True, True)
-    """
-    s = _as_stats(stats)
-    n = s.n
-    d_x, d_y = s.xy.shape
-    if method not in TRANSLATION_METHODS:
-        raise ValueError(
-            f"method={method!r} is not supported; expected one of {TRANSLATION_METHODS}."
-        )
-    if scaling not in TRANSLATION_SCALINGS:
-        raise ValueError(
-            f"scaling={scaling!r} is not supported; expected one of {TRANSLATION_SCALINGS}."
-        )
-    needs_gram = method in ("linear", "affine") or (method == "scaled" and d_x > d_y)
-    if needs_gram and s.xx is None:
-        raise ValueError(f"method={method!r} needs the statistics computed with gram=True.")
-    zeros_x, zeros_y = torch.zeros_like(s.x_mean), torch.zeros_like(s.y_mean)
-    if scaling is None:
-        x_mu, y_mu = zeros_x, zeros_y
-        x_sd, y_sd = torch.ones_like(s.x_mean), torch.ones_like(s.y_mean)
-    else:
-        x_mu, y_mu = s.x_mean, s.y_mean
-        if scaling == "standard":
-            x_sd, y_sd = _standard_scale(s.x_ss, s.x_mean, n), _standard_scale(s.y_ss, s.y_mean, n)
-        else:
-            x_sd, y_sd = torch.ones_like(s.x_mean), torch.ones_like(s.y_mean)
-
-    # Moments of the scaled coordinates: about the mean when the coordinates are
-    # centered or the method has a bias, about zero otherwise.
-    centered = scaling is not None or method == "affine"
-    C, G, ss = s.xy, s.xx, s.x_ss
-    if not centered:
-        C = C + n * torch.outer(s.x_mean, s.y_mean)
-        G = None if G is None else G + n * torch.outer(s.x_mean, s.x_mean)
-        ss = ss + n * s.x_mean**2
-    C = C / torch.outer(x_sd, y_sd)
-    if G is not None:
-        G = G / torch.outer(x_sd, x_sd)
-    ss = ss / x_sd**2
-
-    scale = 1.0
-    bias = zeros_y
-    if method in ("orthogonal", "scaled"):
-        U, S, Vh = torch.linalg.svd(C, full_matrices=False)
-        full_rank = min(d_x, d_y)
-        top = float(S[0]) if S.numel() else 0.0
-        rank = int((S > max(d_x, d_y) * _EPS64 * top).sum()) if top > 0 else 0
-        # Singular vectors of (numerically) zero singular values are arbitrary:
-        # U V^T would rotate the directions the anchors do not determine at
-        # random.  The map keeps only the determined part U_r V_r^T (a partial
-        # isometry, zero elsewhere: the minimum-norm solution, as for "linear").
-        M = U[:, :rank] @ Vh[:rank] if rank < full_rank else U @ Vh
-        if method == "scaled":
-            energy = float((M * (G @ M)).sum()) if d_x > d_y else float(ss.sum())
-            scale = float(S.sum()) / energy if energy > 0 else 0.0
-        inv = M.T / scale if scale != 0 else torch.zeros_like(M.T)
-    else:
-        M, rank = _ridge_solve(G, C, alpha)
-        full_rank = d_x
-        if method == "affine" and scaling is None:
-            bias = s.y_mean - s.x_mean @ M
-        inv = _pinv(M)
-
-    coef = (scale * M) / x_sd[:, None] * y_sd[None, :]
-    intercept = y_mu + y_sd * (bias - (x_mu / x_sd) @ (scale * M))
-    inverse_coef = inv / y_sd[:, None] * x_sd[None, :]
-    inverse_intercept = x_mu + x_sd * (-((y_mu / y_sd + bias) @ inv))
-    return TranslationMap(
-        coef, intercept, inverse_coef, inverse_intercept, M, scale, bias,
-        x_mu, x_sd, y_mu, y_sd, rank, full_rank,
-    )
+__all__ += [n for n in _inverse.__all__ if n not in __all__]
 
 
 # ==========================================================================
@@ -947,7 +559,6 @@ __all__ += [
     "PRODUCT_METRICS",
     "AGGREGATIONS",
     "aggregate_components",
-    "anchor_condition_number",
     "normalize_component",
     "product_projection",
     "prune_anchors",
@@ -1192,31 +803,6 @@ def prune_anchors(normalized_anchors, threshold, start=0):
         torch.minimum(dist, 1.0 - (A @ A[nxt]).abs(), out=dist)
         dist[nxt] = -math.inf
     return torch.as_tensor(chosen, dtype=torch.int64, device=normalized_anchors.device)
-
-
-def anchor_condition_number(normalized_anchors):
-    """Effective 2-norm condition number of a (k, d) anchor matrix.
-
-    ``s_max / s_min`` over the singular values (float64) that the
-    pseudo-inverse of :func:`normalized_anchor_inverse` inverts, i.e. those
-    above its cutoff ``max(k, d) * eps * s_max``: exactly dependent directions
-    (e.g. dead ReLU units, constant features) are ignored by the solve and do
-    not count.  ``inf`` for a zero matrix.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_latent.functional import anchor_condition_number
-    >>> anchor_condition_number(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]))
-    2.0
-    """
-    A = normalized_anchors.to(torch.float64)
-    s = torch.linalg.svdvals(A)
-    if s.numel() == 0 or float(s[0]) == 0.0:
-        return math.inf
-    cutoff = float(s[0]) * max(A.shape) * torch.finfo(torch.float64).eps
-    kept = s[s > cutoff]
-    return float(s[0] / kept[-1])
 
 
 # --------------------------------------------------------------------------
