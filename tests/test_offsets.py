@@ -31,9 +31,6 @@ from sklearn_latent import functional as F
 OFFSETS = (0.0, 1e3, 1e4, 1e5, 1e6)
 N, D, K = 300, 16, 40
 EPS32 = float(np.finfo(np.float32).eps)
-TRANSLATION_BRANCH = pytest.mark.xfail(
-    strict=True, reason="float32 centering of the translators is fixed on the translation branch"
-)
 
 
 def _spaces(offset, shifted="xy"):
@@ -110,26 +107,13 @@ CASES = {
 PAIRED = {name for name in CASES if name.startswith(("procrustes", "irp", "relative-trans"))}
 PAIRED |= {"matcher"}
 
-# (case, shifted, offset) that fail on this branch (fixed elsewhere): strict xfails,
-# so that the merge of the fixing branch turns them into failures to flip.
-# ProcrustesTranslator folds X's mean into a float32 intercept (and AnchorMatcher
-# applies a ProcrustesTranslator): hundreds to 1e5 units of roundoff with X offset.
-XFAILS = {
-    (name, "x", offset)
-    for name in [f"procrustes-{m}" for m in ("orthogonal", "scaled", "linear", "affine")]
-    + ["matcher"]
-    for offset in OFFSETS[1:]
-}
-
-
 def _params():
     for name in CASES:
         for shifted in ("xy", "x") if name in PAIRED else ("xy",):
             for offset in OFFSETS:
                 if shifted == "x" and offset == 0.0:
                     continue
-                marks = [TRANSLATION_BRANCH] if (name, shifted, offset) in XFAILS else []
-                yield pytest.param(name, shifted, offset, marks=marks,
+                yield pytest.param(name, shifted, offset,
                                    id=f"{name}-{'xy' if shifted == 'xy' else 'xonly'}-{offset:g}")
 
 
