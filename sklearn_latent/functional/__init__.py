@@ -268,8 +268,7 @@ def _exact_angle_rows(ob, xb, A, cache):
     if ob.dtype == torch.float64 or ob.shape[1] == 0:
         return
     limit = math.acos(1.0 - _EXACT_COS)
-    lo, hi = torch.aminmax(ob, dim=1)
-    near = (lo <= limit) | (hi >= math.pi - limit)
+    near = (ob.amin(dim=1) <= limit) | (ob.amax(dim=1) >= math.pi - limit)
     rows = torch.nonzero(near).reshape(-1)
     if rows.numel() == 0:
         return
