@@ -120,7 +120,8 @@ def _split_center(center, anchors):
     lo = center - hi.to(center.dtype)
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return hi, lo.to(dtype)
-    spread = _row_norms(anchors.to(center.dtype) - center).mean()
+    sample = anchors[:: max(1, anchors.shape[0] // 1024)]  # a large bank: 1024 rows suffice
+    spread = _row_norms(sample.to(center.dtype) - center).mean()
     if float(_row_norms(lo.reshape(1, -1)).reshape(())) <= torch.finfo(dtype).eps * float(spread):
         return hi
     return hi, lo.to(dtype)
@@ -210,17 +211,19 @@ def _row_blocks(n, step, min_rows=_MIN_BLOCK_ROWS):
 _EXACT_RATIO = 64.0
 
 
-def _rows64(xb, rows, A64):
-    """``(rows, xb[rows] in float64)`` in groups whose (rows, k, d) temporary stays small.
+def _rows64(xb, rows):
+    """``(rows, xb[rows] in float64)`` in groups of exactly ``_MIN_BLOCK_ROWS`` rows.
 
-    The recomputation is elementwise with one reduction per entry (no GEMM), so
-    an entry does not depend on how many rows are recomputed with it: chunking
-    never changes the result.
+    The last group is padded with zero rows (whose results are dropped), so
+    every float64 GEMM has the same shape and a row's result does not depend
+    on which rows are recomputed with it: chunking never changes the result.
     """
-    step = max(1, _BLOCK_ELEMENTS_OTHER // (4 * max(1, A64.numel())))
-    for s in range(0, rows.numel(), step):
-        r = rows[s : s + step]
-        yield r, xb[r].to(torch.float64)
+    m = _MIN_BLOCK_ROWS
+    for s in range(0, rows.numel(), m):
+        r = rows[s : s + m]
+        x64 = torch.zeros((m, xb.shape[1]), dtype=torch.float64, device=xb.device)
+        x64[: r.numel()] = xb.index_select(0, r)  # (advanced indexing is 1000x slower on CPU)
+        yield r, x64
 
 
 def _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache):
@@ -229,10 +232,10 @@ def _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache):
     ``||x||^2 + ||a||^2 - 2 x.a`` loses ``eps * (||x||^2 + ||a||^2)`` absolutely,
     which is all of a small distance (an anchor's distance to itself came out
     as 1e-3 of the typical distance in float32).  Rows holding an entry below
-    ``1 / _EXACT_RATIO`` of that scale are recomputed in float64 from the
-    differences of the same (centered) values, so every distance is accurate to a few units of
-    roundoff of the typical distance and a row equal to an anchor gets 0 up to
-    the resolution of the centered data.  On spread-out data only the rows
+    ``1 / _EXACT_RATIO`` of that scale are recomputed in float64 from the same
+    (centered) values, so every distance is accurate to a few units of roundoff
+    of the typical distance and a row equal to an anchor gets 0 up to the
+    resolution of the centered data.  On spread-out data only the rows
     close to an anchor are redone (for float64 data the rows are left as is).
     """
     if ob.dtype == torch.float64 or ob.shape[1] == 0:
@@ -243,8 +246,11 @@ def _exact_sq_rows(ob, xb, A, a_sq, x_sq, cache):
         return
     if "A64" not in cache:
         cache["A64"] = A.to(torch.float64)
-    for r, x64 in _rows64(xb, rows, cache["A64"]):
-        ob[r] = (x64[:, None, :] - cache["A64"]).square_().sum(dim=2).to(ob.dtype)
+        cache["a_sq64"] = cache["A64"].square().sum(dim=1)
+    for r, x64 in _rows64(xb, rows):
+        sq = torch.addmm(cache["a_sq64"], x64, cache["A64"].T, alpha=-2.0)
+        sq.add_(x64.square().sum(dim=1, keepdim=True))
+        ob.index_copy_(0, r, sq[: r.numel()].to(ob.dtype))
 
 
 #: Angular entries with ``|cos| >= 1 - _EXACT_COS`` (within about 14 degrees of an
@@ -269,9 +275,9 @@ def _exact_angle_rows(ob, xb, A, cache):
         return
     if "A64" not in cache:
         cache["A64"] = _safe_normalize(A.to(torch.float64))
-    for r, x64 in _rows64(xb, rows, cache["A64"]):
-        cos = (_safe_normalize(x64)[:, None, :] * cache["A64"]).sum(dim=2)
-        ob[r] = torch.arccos(cos.clamp_(-1.0, 1.0)).to(ob.dtype)
+    for r, x64 in _rows64(xb, rows):
+        cos = _safe_normalize(x64) @ cache["A64"].T
+        ob.index_copy_(0, r, torch.arccos(cos.clamp_(-1.0, 1.0))[: r.numel()].to(ob.dtype))
 
 
 def _gemm_blocked(X, prepared, metric, center):
