@@ -12,7 +12,7 @@ and :func:`knn_jaccard` (agreement of nearest-neighbour graphs, Huh et al.
 without correspondences, :func:`laplacian_eigenvalue_distance` (Sogaard et
 al. 2018).  :func:`calibrate` scores any of them against a permutation null,
 :func:`similarity_matrix` evaluates them over many spaces
-(:data:`MEASURES` lists them by name).
+(``MEASURES`` lists them by name).
 
 *Translation quality*: translated points ``Y_pred`` against their true targets
 ``Y_true`` (same shape): :func:`paired_cosine_similarity`,
