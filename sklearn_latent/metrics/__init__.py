@@ -3,10 +3,16 @@
 Two families of metrics:
 
 *Representational similarity* of two spaces ``X`` (n, d_x) and ``Y`` (n, d_y)
-embedding the same n samples (rows paired, widths free):
+embedding the same n samples (rows paired, widths free): similarities
 :func:`linear_cka`, :func:`rbf_cka` (centered kernel alignment, Kornblith et
-al. 2019), :func:`mutual_knn_alignment` and :func:`knn_jaccard` (agreement of
-nearest-neighbour graphs, Huh et al. 2024).
+al. 2019; biased or unbiased HSIC), :func:`cknna`, :func:`mutual_knn_alignment`
+and :func:`knn_jaccard` (agreement of nearest-neighbour graphs, Huh et al.
+2024), :func:`svcca`, :func:`pwcca`; distances :func:`shape_distance`
+(Williams et al. 2021) and :func:`procrustes_distance` (Ding et al. 2021);
+without correspondences, :func:`laplacian_eigenvalue_distance` (Sogaard et
+al. 2018).  :func:`calibrate` scores any of them against a permutation null,
+:func:`similarity_matrix` evaluates them over many spaces
+(``MEASURES`` lists them by name).
 
 *Translation quality*: translated points ``Y_pred`` against their true targets
 ``Y_true`` (same shape): :func:`paired_cosine_similarity`,

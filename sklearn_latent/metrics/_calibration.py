@@ -8,7 +8,7 @@ import torch
 
 from .._backend import check_input, to_tensor, torch_dtype
 from ._common import _F64, _Stats, _cka_from_stats, _check_pair
-from ._shape import _procrustes_from, _pwcca_from, _shape_from, _svcca_from
+from ._shape import _cca_cross, _pwcca_from, _reduce, _shape_cross, _shape_side
 from ._shape import procrustes_distance, pwcca, shape_distance, svcca
 from ._similarity import cknna, knn_jaccard, linear_cka, mutual_knn_alignment, rbf_cka
 from ._spectral import laplacian_eigenvalue_distance
@@ -116,11 +116,13 @@ _FEATURE = {"linear_cka", "shape_distance", "procrustes_distance", "svcca", "pwc
 
 
 class _FeatureNull:
-    """Centered data and the statistics that do not change when ``Y``'s rows are shuffled.
+    """Centered data and everything that does not change when ``Y``'s rows are shuffled.
 
-    ``Xc^T Xc`` and ``Yc^T Yc`` (and, for the unbiased CKA, the squared row
-    norms) are fixed; each permutation costs one cross-covariance GEMM
-    ``Xc^T Yc[perm]`` in the data's dtype plus O(n d) gathers.
+    ``Xc^T Xc`` and ``Yc^T Yc`` with what each measure derives from them
+    alone (norms, whiteners, SVD reductions, the unbiased self-HSICs and
+    squared row norms) are computed once; each permutation costs one
+    cross-covariance GEMM ``Xc^T Yc[perm]`` in the data's dtype, O(n d)
+    gathers and the measure's d x d work on the cross term.
     """
 
     def __init__(self, name, X, Y, dev, params):
@@ -130,15 +132,27 @@ class _FeatureNull:
         self.n = X.shape[0]
         self.Xc = self._centered(X, dev, dtype)
         self.Yc = self._centered(Y, dev, dtype)
-        self.xx = (self.Xc.T @ self.Xc).to(_F64)
-        self.yy = (self.Yc.T @ self.Yc).to(_F64)
-        self.sx = self.Xc.sum(dim=0, dtype=_F64)
-        self.sy = self.Yc.sum(dim=0, dtype=_F64)
-        if self.unbiased:
+        # exactly centered data: zero column sums, centered Gram = plain Gram
+        xx = (self.Xc.T @ self.Xc).to(_F64)
+        yy = (self.Yc.T @ self.Yc).to(_F64)
+        zx = torch.zeros(xx.shape[0], dtype=_F64, device=dev)
+        zy = torch.zeros(yy.shape[0], dtype=_F64, device=dev)
+        self.xx, self.yy, self.sx, self.sy = xx, yy, zx, zy
+        if name == "linear_cka" and not self.unbiased:
+            self.den = torch.linalg.matrix_norm(xx) * torch.linalg.matrix_norm(yy)
+        elif self.unbiased:
             self.a = self.Xc.square().sum(dim=1, dtype=_F64)
             self.b = self.Yc.square().sum(dim=1, dtype=_F64)
             self.xa = self._gemv(self.Xc, self.a)
             self.yb = self._gemv(self.Yc, self.b)
+        elif name == "shape_distance":
+            alpha = float(params.get("alpha", 1.0))
+            self.px, self.py = _shape_side(xx, alpha), _shape_side(yy, alpha)
+        elif name == "procrustes_distance":
+            self.den = torch.sqrt(torch.trace(xx) * torch.trace(yy))
+        else:  # svcca, pwcca
+            keep = float(params.get("variance", 0.99)) if name == "svcca" else 1.0
+            self.rx, self.ry = _reduce(xx, keep), _reduce(yy, keep)
 
     @staticmethod
     def _gemv(T, v):
@@ -159,27 +173,22 @@ class _FeatureNull:
     def score(self, perm=None):
         Yp = self.Yc if perm is None else self.Yc[perm]
         xy = (self.Xc.T @ Yp).to(_F64)
-        n = self.n
-        if self.name == "linear_cka":
-            rows = None
-            if self.unbiased:
-                b = self.b if perm is None else self.b[perm]
-                xb = self._gemv(self.Xc, b)
-                ya = self._gemv(Yp, self.a)
-                rows = (self.a, b, self.xa, xb, ya, self.yb)
+        n, name = self.n, self.name
+        if name == "linear_cka" and not self.unbiased:
+            return min(1.0, max(0.0, float(torch.linalg.matrix_norm(xy).square() / self.den)))
+        if self.unbiased:
+            b = self.b if perm is None else self.b[perm]
+            rows = (self.a, b, self.xa, self._gemv(self.Xc, b), self._gemv(Yp, self.a), self.yb)
             st = _Stats(n, self.xx, self.yy, xy, self.sx, self.sy, rows)
-            value = float(_cka_from_stats(st, self.unbiased))
-            return min(1.0, value) if self.unbiased else min(1.0, max(0.0, value))
-        xx, yy, xy = _Stats(n, self.xx, self.yy, xy, self.sx, self.sy).centered()
-        if self.name == "shape_distance":
-            p = self.params
-            return float(_shape_from(n, xx, yy, xy, float(p.get("alpha", 1.0)),
-                                     p.get("kind", "angular")))
-        if self.name == "procrustes_distance":
-            return float(_procrustes_from(n, xx, yy, xy))
-        if self.name == "svcca":
-            return float(_svcca_from(n, xx, yy, xy, float(self.params.get("variance", 0.99))))
-        return float(_pwcca_from(n, xx, yy, xy))
+            return min(1.0, float(_cka_from_stats(st, True)))
+        if name == "shape_distance":
+            return float(_shape_cross(n, self.px, self.py, xy, self.params.get("kind", "angular")))
+        if name == "procrustes_distance":
+            nuc = torch.linalg.svdvals(xy).sum()
+            return float((2.0 - 2.0 * nuc / self.den).clamp(0.0, 2.0))
+        if name == "svcca":
+            return float(_cca_cross(n, self.rx, self.ry, xy, "svcca")[0].mean())
+        return float(_pwcca_from(n, self.xx, self.yy, xy, self.rx, self.ry))
 
 
 def _null_chunk(evaluate, seeds, n, device):

@@ -55,14 +55,22 @@ def _whitener(C, alpha):
     return (V * d) @ V.T
 
 
-def _shape_from(n, xx, yy, xy, alpha, kind):
-    zx, zy = _whitener(xx, alpha), _whitener(yy, alpha)
+def _shape_side(C, alpha):
+    """Per-space part of the shape metric: the whitener Z and ||Xc Z||_F^2."""
+    z = _whitener(C, alpha)
+    return z, (z * (C @ z)).sum()
+
+
+def _shape_cross(n, sx, sy, xy, kind):
+    (zx, nx2), (zy, ny2) = sx, sy
     nuc = torch.linalg.svdvals(zx.T @ xy @ zy).sum()
-    nx2 = (zx * (xx @ zx)).sum()
-    ny2 = (zy * (yy @ zy)).sum()
     if kind == "angular":
         return torch.arccos((nuc / torch.sqrt(nx2 * ny2)).clamp(-1.0, 1.0))
     return torch.sqrt((nx2 + ny2 - 2.0 * nuc).clamp_min(0.0) / n)
+
+
+def _shape_from(n, xx, yy, xy, alpha, kind):
+    return _shape_cross(n, _shape_side(xx, alpha), _shape_side(yy, alpha), xy, kind)
 
 
 def shape_distance(X, Y, *, alpha=1.0, kind="angular"):
@@ -186,8 +194,11 @@ def _reduce(C, keep):
 
 def _cca(n, xx, yy, xy, keep, func):
     """Canonical correlations (descending) and X-side quantities of CCA on reduced spaces."""
-    lx, vx = _reduce(xx, keep)
-    ly, vy = _reduce(yy, keep)
+    return _cca_cross(n, _reduce(xx, keep), _reduce(yy, keep), xy, func)
+
+
+def _cca_cross(n, rx, ry, xy, func):
+    (lx, vx), (ly, vy) = rx, ry
     if lx.numel() + ly.numel() >= n - 1:
         raise ValueError(
             f"{func} needs more samples than the two spaces' dimensions together: n={n}, "
@@ -260,8 +271,10 @@ def _check_fraction(v, name):
     return float(v)
 
 
-def _pwcca_from(n, xx, yy, xy):
-    rho, U, lx, vx = _cca(n, xx, yy, xy, 1.0, "pwcca")
+def _pwcca_from(n, xx, yy, xy, rx=None, ry=None):
+    rx = _reduce(xx, 1.0) if rx is None else rx
+    ry = _reduce(yy, 1.0) if ry is None else ry
+    rho, U, lx, vx = _cca_cross(n, rx, ry, xy, "pwcca")
     # canonical variates of X, h_i = Xc a_i with ||h_i|| = 1: Xc^T h_i = V L^1/2 u_i
     weights = (vx @ (lx.sqrt()[:, None] * U[:, : rho.numel()])).abs().sum(dim=0)
     return (weights * rho).sum() / weights.sum()
