@@ -55,7 +55,8 @@ def _build():
         from . import _lp_jit
     except ImportError:
         return False
-    return {"l1": _lp_jit.l1, "linf": _lp_jit.linf, "lp": _lp_jit.lp, "lp_int": _lp_jit.lp_int}
+    return {"l1": _lp_jit.l1, "linf": _lp_jit.linf, "lp": _lp_jit.lp, "lp_int": _lp_jit.lp_int,
+            "fps_update": _lp_jit.fps_update}
 
 
 def jit_available():

@@ -133,3 +133,30 @@ def lp(X, A, out, r0, r1, rb, p):
                 for t in range(d):
                     s0 += abs(X[i, t] - A[j, t]) ** e
                 out[i, j] = s0**q
+
+
+@numba.njit(cache=True, nogil=True)
+def fps_update(min_d, sq, g, c, last):
+    """One farthest-point step after the GEMV ``g = X @ a``: ``min_d = min(min_d,
+    (sq + c) - 2 g)``, then ``min_d[last] = -1``; returns the first index of the
+    maximum.  ``c`` is a scalar of ``min_d``'s dtype.
+
+    No fastmath: the same IEEE operations as the torch steps in ``anchors._fps``
+    (``-2 g`` is exact, so a fused multiply-add rounds the same), so both pick
+    the same rows; one serial pass instead of four multithreaded ones.
+    """
+    two = g.dtype.type(2)
+    best = g.dtype.type(0)
+    arg = -1
+    for j in range(min_d.shape[0]):
+        v = (sq[j] + c) - two * g[j]
+        m = min_d[j]
+        if v < m:
+            m = v
+        if j == last:
+            m = -1
+        min_d[j] = m
+        if arg < 0 or m > best:
+            best = m
+            arg = j
+    return arg
