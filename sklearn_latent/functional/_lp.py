@@ -43,7 +43,7 @@ _ROW_BLOCK = 64
 # Below this many element operations the JIT's call overhead is not worth it.
 _MIN_WORK = 1 << 16
 
-_kernels = None  # {"l1": fn, "linf": fn, "lp": fn} once numba is imported, False if absent
+_kernels = None  # name -> numba kernel once _lp_jit is imported; False without numba
 _pool = None  # (pid, ThreadPoolExecutor): recreated in a forked child
 _pool_lock = threading.Lock()
 
