@@ -116,7 +116,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.n_alt, args.repeats = 10_000, 1_000, 2
+        args.n, args.n_alt, args.repeats = 5_000, 500, 1
     if not _lp.jit_available():
         emit("## L1 / L-inf kernels\n\nnumba is not installed: `pip install .[fast]`.", args.out)
         return

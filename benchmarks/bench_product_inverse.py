@@ -139,11 +139,11 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sweep-blocks", action="store_true",
                         help="only compare block sizes of the L1 / L-inf kernel with cdist")
-    parser.add_argument("--quick", action="store_true", help="2,000 rows, one round")
+    parser.add_argument("--quick", action="store_true", help="1,000 rows, one round")
     parser.add_argument("--out", default=None, help="also append the report to this file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.repeats = 2_000, 1
+        args.n, args.repeats = 1_000, 1
     if args.out:  # everything printed also goes to the file
         sys.stdout = _Tee(sys.stdout, open(args.out, "a"))
     if args.sweep_blocks:
