@@ -30,7 +30,7 @@ docs: $(VENV)/.installed
 	$(SPHINX)
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --out benchmarks/latest.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build docs/generated docs/auto_examples

@@ -206,6 +206,9 @@ def main(argv=None):
         print("bench_dask: CPU workers only; --device ignored", flush=True)
     if args.quick:
         args.rows = 1 << 16
+        # a smoke test: workers start at ~440 MiB (torch, dask imported) and pause at
+        # 80 % of 544 MiB, which hung the run (2026-12-06, load ~20)
+        args.memory_limit = "1GiB"
 
     import dask
     from dask.utils import parse_bytes

@@ -117,6 +117,19 @@ def sweep_blocks(args):
     print()
 
 
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for st in self.streams:
+            st.write(text)
+
+    def flush(self):
+        for st in self.streams:
+            st.flush()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -126,7 +139,13 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sweep-blocks", action="store_true",
                         help="only compare block sizes of the L1 / L-inf kernel with cdist")
+    parser.add_argument("--quick", action="store_true", help="1,000 rows, one round")
+    parser.add_argument("--out", default=None, help="also append the report to this file")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 1_000, 1
+    if args.out:  # everything printed also goes to the file
+        sys.stdout = _Tee(sys.stdout, open(args.out, "a"))
     if args.sweep_blocks:
         return sweep_blocks(args)
     device = torch.device(args.device)

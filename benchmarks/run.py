@@ -2,10 +2,10 @@
 
 Usage (from the repository root; ``make bench`` calls the first form)::
 
-    python benchmarks/run.py                 # default sizes (about 10 minutes on 2 cores)
-    python benchmarks/run.py --quick         # small sizes, a smoke test
+    python benchmarks/run.py                 # default sizes
+    python benchmarks/run.py --quick         # small sizes, a smoke test (under 5 minutes idle)
     python benchmarks/run.py --device cuda   # on a GPU
-    python benchmarks/run.py --out report.md # also append the reports to a file
+    python benchmarks/run.py --out report.md # also write the reports to a file (replaced)
 
 Each script runs in its own process, so one's memory does not count against
 another's measurements.
@@ -24,7 +24,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Run all benchmarks in this folder.")
     parser.add_argument("--quick", action="store_true", help="small sizes, quickly")
     parser.add_argument("--device", default=None, help="passed to every script")
-    parser.add_argument("--out", default=None, help="append every report to this file")
+    parser.add_argument("--out", default=None,
+                        help="write every report to this file (emptied first)")
     parser.add_argument("scripts", nargs="*", help="names of bench_*.py scripts (default: all)")
     args = parser.parse_args(argv)
     scripts = [HERE / s for s in args.scripts] or sorted(HERE.glob("bench_*.py"))
@@ -32,6 +33,7 @@ def main(argv=None):
     if args.device:
         extra += ["--device", args.device]
     if args.out:
+        Path(args.out).write_text("")
         extra += ["--out", str(Path(args.out).resolve())]
     failed = []
     for script in scripts:

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._backend import check_input, check_option, np_dtype, resolve_device, to_numpy, to_tensor
-from .functional import _max_abs, _rescale_factor
+from .functional import _lp, _max_abs, _rescale_factor
 
 __all__ = ["STRATEGIES", "select_anchors"]
 
@@ -60,33 +60,57 @@ def _check_n_anchors(n_anchors, n_samples, *, name="n_anchors", clip=False):
 
 
 def _centered_sq_norms(X, mu):
-    """||x - mu||^2 per row, chunked, without an (n, d) temporary."""
+    """||x - mu||^2 per row, in cache-sized chunks (4 MiB of float32: the centered
+    chunk is re-read from cache, not memory), without an (n, d) temporary."""
     out = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
-    for s in range(0, X.shape[0], _CHUNK):
-        Xc = X[s : s + _CHUNK] - mu
-        out[s : s + _CHUNK] = (Xc * Xc).sum(dim=1)
+    step = _CHUNK if X.device.type != "cpu" else max(32, (1 << 20) // max(X.shape[1], 1))
+    for s in range(0, X.shape[0], step):
+        Xc = X[s : s + step] - mu
+        out[s : s + step] = (Xc * Xc).sum(dim=1)
     return out
 
 
 def _sq_dist_to_row(X, mu, sq, i):
-    """||x - X[i]||^2 for every row, in coordinates centered at ``mu`` (one GEMV)."""
+    """||x - X[i]||^2 for every row, in coordinates centered at ``mu``: one GEMV.
+
+    With ``a = X[i] - mu``: ``||x - mu||^2 - 2 x.a + (2 mu.a + ||a||^2)``, the
+    product and the sum in one ``addmv``.
+    """
     a = X[i] - mu
-    # ||x - a||^2 in centered coordinates: ||x-mu||^2 - 2 (x-mu).(a) + ||a||^2
-    return sq - 2.0 * (X @ a - mu @ a) + a @ a
+    return torch.addmv(sq + (a @ a + 2.0 * (mu @ a)), X, a, alpha=-2.0)
 
 
 def _fps(X, k, rng):
-    """Farthest point sampling: k vectorized O(n d) steps (one GEMV each)."""
+    """Farthest point sampling: k steps, each one GEMV over X.
+
+    Step: ``g = X @ a`` with ``a = X[last] - mu``, then ``min_d = min(min_d,
+    (||x - mu||^2 + c) - 2 g)`` with ``c = ||a||^2 + 2 mu.a``, and the argmax.
+    On the CPU with the numba kernels (the ``fast`` extra) everything after the
+    GEMV is one serial pass instead of four multithreaded ones (each a thread
+    barrier, which costs milliseconds on a loaded machine); both paths do the
+    same IEEE operations, so they pick the same rows.
+    """
     n = X.shape[0]
     mu = X.mean(dim=0)
     sq = _centered_sq_norms(X, mu)
     last = int(rng.randint(n))
     chosen = [last]
     min_d = torch.full((n,), math.inf, dtype=X.dtype, device=X.device)
+    jit = X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64) and (
+        _lp.jit_available()
+    )
+    g = torch.empty(n, dtype=X.dtype, device=X.device)
     for _ in range(k - 1):
-        torch.minimum(min_d, _sq_dist_to_row(X, mu, sq, last), out=min_d)
-        min_d[last] = -1.0
-        last = int(torch.argmax(min_d))
+        a = X[last] - mu
+        c = float(a @ a + 2.0 * (mu @ a))
+        torch.mv(X, a, out=g)
+        if jit:
+            m = min_d.numpy()
+            last = int(_lp._kernels["fps_update"](m, sq.numpy(), g.numpy(), m.dtype.type(c), last))
+        else:
+            torch.minimum(min_d, torch.add(sq + c, g, alpha=-2.0), out=min_d)
+            min_d[last] = -1.0
+            last = int(torch.argmax(min_d))
         chosen.append(last)
     return np.asarray(chosen, dtype=np.int64)
 

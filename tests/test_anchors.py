@@ -311,3 +311,16 @@ def test_projector_anchors_equal_select_anchors(backend, method):
     assert isinstance(proj.anchors_, np.ndarray)
     assert_array_equal(proj.anchor_indices_, select_anchors(X, 9, method, y=y, random_state=5))
     assert_array_equal(proj.anchors_, X[proj.anchor_indices_])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fps_same_rows_with_and_without_the_jit_step(dtype, monkeypatch):
+    """The numba step of fps (the 'fast' extra) does the torch steps' IEEE operations
+    in the same order, so both paths pick the same rows for a given random_state."""
+    from sklearn_latent.functional import _lp
+
+    X = np.random.default_rng(7).normal(size=(2000, 24)).astype(dtype)
+    jit = select_anchors(X, 40, "fps", random_state=3)
+    monkeypatch.setattr(_lp, "USE_JIT", False)
+    assert_array_equal(select_anchors(X, 40, "fps", random_state=3), jit)
+    assert_array_equal(select_anchors(X, 40, "fps", random_state=3), jit)  # deterministic

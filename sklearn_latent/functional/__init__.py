@@ -25,6 +25,8 @@ import math
 
 import torch
 
+from . import _lp
+
 __all__ = [
     "METRICS",
     "SIMILARITIES",
@@ -362,7 +364,7 @@ def _pairwise_prepared(X, prepared, metric, center, p, blocked=True):
     if metric == "linf":
         return _minkowski(X, prepared, math.inf, blocked)
     if metric == "lp":
-        return torch.cdist(X, prepared, p=float(p))
+        return _minkowski(X, prepared, float(p), blocked)
     raise ValueError(f"metric={metric!r} is not supported; expected one of {METRICS}.")
 
 
@@ -637,9 +639,13 @@ def _minkowski_blocked(X, anchors, p):
 
 
 def _minkowski(X, anchors, p, blocked=True):
-    """L1 / L-inf distances: the blocked ``pdist`` kernel on CPU, ``cdist`` elsewhere."""
+    """Lp distances (p >= 1, inf): the numba kernels of ``_lp`` where installed, else
+    the blocked ``pdist`` kernel (L1, L-inf) on CPU, ``cdist`` elsewhere."""
+    if blocked and p != 2.0 and _lp.usable(X, anchors):  # p = 2: cdist uses a GEMM
+        return _lp.minkowski(X, anchors, p)
     if (
         blocked
+        and p in (1.0, math.inf)
         and X.device.type == "cpu"
         and min(X.shape[0], anchors.shape[0]) >= _MINKOWSKI_MIN_BLOCK
         and not (X.requires_grad or anchors.requires_grad)
