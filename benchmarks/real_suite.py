@@ -237,6 +237,147 @@ def run(datasets, seeds, ks, cache=CACHE, max_n=MAX_N, full=True, log=print):
     return pd.concat(frames, ignore_index=True)
 
 
+# ----------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------
+
+
+def pair_means(frame):
+    """Stitched accuracy (source != target) averaged over seeds: one value per pair."""
+    off = frame[frame["source"] != frame["target"]]
+    return (
+        off.groupby(["dataset", "modality", "k", "method", "source", "target"])["accuracy"]
+        .mean()
+        .reset_index()
+    )
+
+
+def method_table(frame, k):
+    """Mean stitched accuracy per method (rows) and data set (columns), at ``k`` anchors."""
+    pairs = pair_means(frame[frame["k"] == k])
+    table = pairs.pivot_table(index="method", columns="dataset", values="accuracy", aggfunc="mean")
+    table["mean"] = table.mean(axis=1)
+    native = frame[(frame["k"] == k) & (frame["method"] == "native")]
+    row = native.groupby("dataset")["accuracy"].mean()
+    table.loc["native (target's own head)"] = list(row.reindex(table.columns[:-1])) + [row.mean()]
+    return table.sort_values("mean", ascending=False)
+
+
+def versus(frame, k, reference):
+    """Per method: mean and min over pairs of (method - reference), and the share of pairs >= -0.005."""
+    import pandas as pd
+
+    pairs = pair_means(frame[frame["k"] == k])
+    wide = pairs.pivot_table(index=["dataset", "source", "target"], columns="method",
+                             values="accuracy")
+    if isinstance(reference, str):
+        ref = wide[reference]
+    else:
+        ref = reference(wide)
+    diff = wide.sub(ref, axis=0)
+    return pd.DataFrame({
+        "mean diff": diff.mean(), "min diff": diff.min(),
+        "pairs >= ref - 0.5 pt": (diff >= -0.005).mean(), "pairs": diff.count(),
+    }).sort_values("mean diff", ascending=False)
+
+
+def best_single(wide):
+    """Per pair, the best single-metric relative space of the suite (any normalization)."""
+    cols = [c for c in wide.columns if c.startswith("single ")]
+    return wide[cols].max(axis=1)
+
+
+def anchor_table(frame, methods=None):
+    pairs = pair_means(frame)
+    table = pairs.pivot_table(index="method", columns="k", values="accuracy", aggfunc="mean")
+    if methods is not None:
+        table = table.reindex([m for m in methods if m in table.index])
+    return table
+
+
+def markdown(table, fmt="{:.3f}"):
+    cols = [str(c) for c in table.columns]
+    lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in table.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, (int, np.integer)):
+                cells.append(str(v))
+            elif v is None or (isinstance(v, float) and np.isnan(v)):
+                cells.append("n/a")
+            else:
+                cells.append(fmt.format(v))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_anchors(frame, path, methods):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = anchor_table(frame, methods)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method, row in table.iterrows():
+        ax.plot(row.index, row.to_numpy(), marker="o", label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("parallel anchors")
+    ax.set_ylabel("stitched accuracy (mean over pairs)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: rows of the evidence tables: estimator -> {option: suite method name}
+DEFAULTS_EVIDENCE = {
+    "ProcrustesTranslator scaling": {
+        '"standard" (paper)': "orthogonal standard", '"center"': "orthogonal center",
+    },
+    "RelativeProjector normalize": {
+        f"{v}": f"relative normalize={v}" for v in ("None", "l2", "standard", "layer")
+    },
+    "ProductInvarianceProjector normalize": {
+        f"{v}": f"product normalize={v}" for v in ("standard", "l2", "layer", "None")
+    },
+}
+
+
+def report(frame, k=500, figure=None):
+    """Markdown: method table, versus plain Procrustes, product versus best single, evidence."""
+    out = [f"Stitched accuracy at k = {k} anchors, mean over ordered encoder pairs and seeds:", ""]
+    out.append(markdown(method_table(frame, k)))
+    out += ["", "Each method minus plain Procrustes on centered anchors, per pair:", ""]
+    out.append(markdown(versus(frame, k, "plain procrustes")))
+    products = [m for m in frame["method"].unique() if m.startswith("product")]
+    if any(m.startswith("single ") for m in frame["method"].unique()):
+        sub = frame[frame["method"].isin(products) | frame["method"].str.startswith("single ")]
+        table = versus(sub, k, best_single).loc[lambda t: t.index.isin(products)]
+        out += ["", "Product of invariances minus the best single component of the suite "
+                "(any normalization), per pair:", ""]
+        out.append(markdown(table))
+    wide = method_table(frame, k)
+    out += ["", "Evidence for the defaults (mean stitched accuracy at k = %d):" % k, ""]
+    rows = []
+    for estimator, options in DEFAULTS_EVIDENCE.items():
+        for option, method in options.items():
+            if method in wide.index:
+                rows.append((f"{estimator}={option}", wide.loc[method, "mean"]))
+    import pandas as pd
+
+    out.append(markdown(pd.DataFrame(rows, columns=["", "accuracy"]).set_index("")))
+    if frame["k"].nunique() > 1:
+        out += ["", "Stitched accuracy by number of anchors (mean over pairs):", ""]
+        out.append(markdown(anchor_table(frame)))
+        if figure is not None:
+            plot_anchors(frame, figure, [m for m in (
+                "plain procrustes", "procrustes (default)", "relative (default)",
+                "product (default)", "inverse (default)", "inverse alpha=1",
+            )])
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
@@ -246,12 +387,23 @@ def main(argv=None):
     parser.add_argument("--cache", default=CACHE)
     parser.add_argument("--quick", action="store_true",
                         help="only the default configurations and the plain reference")
-    parser.add_argument("--out", required=True, help="CSV to write (appended if it exists)")
+    parser.add_argument("--out", help="CSV to write (appended if it exists)")
+    parser.add_argument("--report", nargs="+", help="CSV files to summarize as markdown")
+    parser.add_argument("--k", type=int, default=500, help="anchors of the report's tables")
+    parser.add_argument("--figure", help="PNG of accuracy against anchors (with --report)")
     args = parser.parse_args(argv)
     import pandas as pd
+
+    if args.report:
+        frame = pd.concat([pd.read_csv(f) for f in args.report], ignore_index=True)
+        print(report(frame, args.k, args.figure))
+        return
+    if not args.out:
+        parser.error("--out is required unless --report is given")
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # one thread: on a loaded machine multi-threaded BLAS made one SVD 10-20x slower
+    torch.set_num_threads(1)
     result = run(args.datasets, args.seeds, args.anchors, args.cache, args.max_n,
                  full=not args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(args.out)
