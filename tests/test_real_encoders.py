@@ -149,16 +149,19 @@ def mean_scores(X, Y, labels):
 # 500 anchors (single-threaded, benchmarks/RESULTS.md "Real-encoder suite"):
 #   text  (USE -> MiniLM-L6):  native 0.90, plain 0.88, procrustes 0.88, inverse 0.87,
 #                              relative 0.87, product 0.87 (gaps to plain 0-1.6 points per seed)
-#   images (Lite0 -> Lite1):   native 0.90, plain 0.85, procrustes 0.84, relative 0.78,
-#                              product 0.75, inverse 0.72, absolute 0.10
-# Each margin is at least twice the largest gap seen on one seed, so the check fails on a
-# collapse or a regression of several points, not on seed noise.  On the image pair the
-# relative methods really are 6-13 points below Procrustes with 500 anchors in 1280
+#   images (Lite0 -> Lite1):   native 0.91, plain 0.85, procrustes 0.84, relative 0.76,
+#                              product 0.73, inverse 0.72, absolute 0.10 (seeds 0, 1; the
+#                              largest one-seed gaps: native - procrustes 0.09, plain -
+#                              procrustes 0.03, relative 0.13, product 0.15, inverse 0.15)
+# The test asserts on the mean over the three seeds; each margin is at least about twice
+# the largest gap seen on one seed, so the check fails on a collapse or a regression of
+# several points, not on seed noise.  On the image pair the
+# relative methods really are 6-15 points below Procrustes with 500 anchors in 1280
 # dimensions (docs/real_suite.md): their margin only guards against a collapse.
-NATIVE_MARGIN = {"text": 0.06, "images": 0.12}
+NATIVE_MARGIN = {"text": 0.06, "images": 0.17}
 PLAIN_MARGIN = {
     "text": {"procrustes": 0.03, "inverse": 0.05, "relative": 0.05, "product": 0.05},
-    "images": {"procrustes": 0.04, "inverse": 0.25, "relative": 0.2, "product": 0.2},
+    "images": {"procrustes": 0.07, "inverse": 0.3, "relative": 0.25, "product": 0.3},
 }
 
 
