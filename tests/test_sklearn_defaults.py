@@ -27,9 +27,16 @@ _IRP_INPUT = (
     "per anchor, not rows of the space it was fitted on; the check calls fit(X).transform(X)"
 )
 _LABELS = (
-    "ProcrustesTranslator needs the 2-D paired target embeddings and rejects class labels "
-    "by design; the check fits it with 1-D labels"
+    "the translators need the 2-D paired target embeddings and reject class labels by "
+    "design; the check fits them with 1-D labels"
 )
+_LABEL_CHECKS = {
+    name: _LABELS
+    for name in (
+        "check_transformer_general", "check_transformer_preserve_dtypes",
+        "check_transformer_data_not_an_array",
+    )
+}
 _EXPECTED = {
     "InverseRelativeProjector": {
         name: _IRP_INPUT
@@ -42,13 +49,8 @@ _EXPECTED = {
             "check_methods_subset_invariance", "check_dict_unchanged", "check_fit_idempotent",
         )
     },
-    "ProcrustesTranslator": {
-        name: _LABELS
-        for name in (
-            "check_transformer_general", "check_transformer_preserve_dtypes",
-            "check_transformer_data_not_an_array",
-        )
-    },
+    "ProcrustesTranslator": _LABEL_CHECKS,
+    "RelativeTranslator": _LABEL_CHECKS,
     "ASIFClassifier": {
         "check_supervised_y_2d": (
             "a 2-D y is the Y side of a bank of pairs (zero-shot mode), which needs prompts"
