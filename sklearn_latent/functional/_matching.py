@@ -248,32 +248,33 @@ def match_centroids(CX, CY, n_restarts=3, rng=None):
 
 
 def kmeans(Z, k, rng, n_iter=30):
-    """Lloyd's k-means (k-means++ seeds) of the rows of ``Z``; returns the (k, d) centroids.
+    """Lloyd's k-means (k-means++ seeds) of the rows of ``Z`` (ndarray); the (k, d) centroids.
 
-    ``rng`` a numpy Generator.  An empty cluster keeps its previous centroid.
+    On the CPU in numpy: it runs on subsamples, where numpy's per-call cost is
+    lower than torch's.  ``rng`` a numpy Generator.  An empty cluster keeps its
+    previous centroid.
     """
     n = Z.shape[0]
-    sq = (Z * Z).sum(dim=1)
-    first = int(rng.integers(n))
-    C = [Z[first]]
-    d2 = (sq - 2.0 * Z @ Z[first] + sq[first]).clamp_min(0.0)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    idx = [int(rng.integers(n))]
+    d2 = np.maximum(sq - 2.0 * Z @ Z[idx[0]] + sq[idx[0]], 0.0)
     for _ in range(1, k):  # k-means++: draw proportional to the squared distance
-        p = d2.to(_F64).cpu().numpy()
-        total = p.sum()
-        i = int(rng.choice(n, p=p / total)) if total > 0 else int(rng.integers(n))
-        C.append(Z[i])
-        d2 = torch.minimum(d2, (sq - 2.0 * Z @ Z[i] + sq[i]).clamp_min(0.0))
-    C = torch.stack(C)
+        total = d2.sum()
+        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        idx.append(i)
+        np.minimum(d2, np.maximum(sq - 2.0 * Z @ Z[i] + sq[i], 0.0), out=d2)
+    C = Z[idx].copy()
+    labels = None
     for _ in range(n_iter):
-        labels = torch.argmax(2.0 * Z @ C.T - (C * C).sum(dim=1), dim=1)
-        sums = torch.zeros_like(C, dtype=_F64).index_add_(0, labels, Z.to(_F64))
-        counts = torch.bincount(labels, minlength=k).to(_F64)
-        filled = counts > 0
-        new = C.clone()
-        new[filled] = (sums[filled] / counts[filled, None]).to(Z.dtype)
-        if torch.equal(new, C):
+        new_labels = np.argmax(2.0 * Z @ C.T - np.einsum("ij,ij->i", C, C), axis=1)
+        if labels is not None and np.array_equal(new_labels, labels):
             break
-        C = new
+        labels = new_labels
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(C)
+        np.add.at(sums, labels, Z)
+        filled = counts > 0
+        C[filled] = sums[filled] / counts[filled, None]
     return C
 
 
@@ -292,13 +293,13 @@ def centroid_pairs(X, Y, n_clusters, n_runs, subsample, n_restarts, rng):
     objectives : ndarray of shape (n_runs,)
     """
     rng = np.random.default_rng(rng)
+    Xn, Yn = X.detach().cpu().to(_F64).numpy(), Y.detach().cpu().to(_F64).numpy()
     CXs, CYs, objs = [], [], []
     for _ in range(n_runs):
         cents = []
-        for Z in (X, Y):
+        for Z in (Xn, Yn):
             rows = rng.choice(Z.shape[0], min(subsample, Z.shape[0]), replace=False)
-            C = kmeans(Z[torch.as_tensor(rows, device=Z.device)], n_clusters, rng)
-            cents.append(C.cpu().to(_F64).numpy())
+            cents.append(kmeans(Z[np.sort(rows)], n_clusters, rng))
         col, obj = match_centroids(cents[0], cents[1], n_restarts, rng)
         CXs.append(cents[0])
         CYs.append(cents[1][col])
