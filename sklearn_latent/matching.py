@@ -34,6 +34,8 @@ MATCHINGS = ("mutual_nn", "sinkhorn")
 DISCOVERIES = ("centroids", "relative")
 #: Cluster counts tried by ``n_centroids="auto"`` (kept: the best unsupervised score).
 AUTO_CENTROIDS = (20, 50)
+#: Rows per space in each subsampled k-means run of the centroid matching.
+SUBSAMPLE = 2500
 #: Fewest rows per cluster of the k-means of the centroid matching.
 MIN_ROWS_PER_CLUSTER = 5
 #: An alignment is reported as unlikely to be right (:class:`AlignmentWarning`)
@@ -305,7 +307,7 @@ def _pair_free(X, Y, seeds, est, rng):
 
     candidates = []  # (score, n_centroids (0: the seeds alone), W)
     for k in grid:
-        CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, 10_000, 10, seed_rng)
+        CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, SUBSAMPLE, 10, seed_rng)
         Y_hat = FM.relative_pseudo_pairs(Xn[rows], Yn, CX, CY, 50, est.batch_size)
         W = FM.procrustes_polar(*FM._with_seeds(Xn[rows], Y_hat, sx, sy, seed_weight))
         W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)

@@ -247,13 +247,15 @@ def match_centroids(CX, CY, n_restarts=3, rng=None):
     return best[0], best[1] / norm if norm else 0.0
 
 
-def kmeans(Z, k, rng, n_iter=30):
+def kmeans(Z, k, rng, n_iter=20):
     """Lloyd's k-means (k-means++ seeds) of the rows of ``Z`` (ndarray); the (k, d) centroids.
 
     On the CPU in numpy: it runs on subsamples, where numpy's per-call cost is
     lower than torch's.  ``rng`` a numpy Generator.  An empty cluster keeps its
     previous centroid.
     """
+    import scipy.sparse as sp
+
     n = Z.shape[0]
     sq = np.einsum("ij,ij->i", Z, Z)
     idx = [int(rng.integers(n))]
@@ -271,8 +273,8 @@ def kmeans(Z, k, rng, n_iter=30):
             break
         labels = new_labels
         counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(C)
-        np.add.at(sums, labels, Z)
+        member = sp.csr_array((np.ones(n), (labels, np.arange(n))), shape=(k, n))
+        sums = member @ Z
         filled = counts > 0
         C[filled] = sums[filled] / counts[filled, None]
     return C
