@@ -20,7 +20,6 @@ from ._backend import (
     check_batch_size,
     check_input,
     check_option,
-    chunk_bounds,
     resolve_device,
     to_numpy,
     to_tensor,
@@ -105,25 +104,11 @@ def _relative(Z, idx, center):
 
 def _mutual_nn_chunked(RX, RY, batch_size):
     """Mutual nearest neighbours under the cosine of the relative representations."""
-    n, m = RX.shape[0], RY.shape[0]
     if batch_size == "auto":  # an (rows, m) similarity block within working_memory
-        batch_size = auto_batch_rows(RX.shape[1], m, RX.element_size(), n)
-    best_col = torch.empty(n, dtype=torch.int64, device=RX.device)
-    best_val = torch.empty(n, dtype=RX.dtype, device=RX.device)
-    col_val = torch.full((m,), -math.inf, dtype=RX.dtype, device=RX.device)
-    col_arg = torch.zeros(m, dtype=torch.int64, device=RX.device)
-    # 32-row aligned chunks (chunk_bounds): every row of S is rounded as without
+        batch_size = auto_batch_rows(RX.shape[1], RY.shape[0], RX.element_size(), RX.shape[0])
+    # 32-row aligned chunks: every row of the similarity is rounded as without
     # chunks, so batch_size never changes the matches (docs/arrays.md)
-    for start, stop in chunk_bounds(n, batch_size):
-        S = F.pairwise(RX[start:stop], RY, "cosine")
-        best_val[start:stop], best_col[start:stop] = S.max(dim=1)
-        v, a = S.max(dim=0)
-        better = v > col_val
-        col_val = torch.where(better, v, col_val)
-        col_arg = torch.where(better, a + start, col_arg)
-    rows = torch.arange(n, device=RX.device)
-    keep = col_arg[best_col] == rows
-    return rows[keep], best_col[keep], best_val[keep]
+    return FM.csls_mutual_nn(F._safe_normalize(RX), F._safe_normalize(RY), 0, batch_size)
 
 
 def _match(RX, RY, matching, epsilon, batch_size):

@@ -108,7 +108,8 @@ def test_batch_size_never_changes_what_is_learned(batch_size):
     assert_array_equal(out[0], ref[0])
     assert_array_equal(out[1], ref[1])
     full = AnchorMatcher(100, seeds=seeds, discovery="relative").fit(X, Y)
-    chunked = AnchorMatcher(100, seeds=seeds, discovery="relative", batch_size=batch_size).fit(X, Y)
+    chunked = AnchorMatcher(100, seeds=seeds, discovery="relative",
+                            batch_size=batch_size).fit(X, Y)
     assert_array_equal(chunked.matched_pairs_, full.matched_pairs_)
     assert_array_equal(chunked.transform(X), full.transform(X))
 
@@ -132,7 +133,8 @@ def test_partial_overlap_and_too_few_seeds():
 def test_matcher_translates_like_a_translator_on_the_true_pairs(backend):
     X, Y, perm = _unpaired(n=200)
     seeds = _seeds(perm, 10)
-    matcher = AnchorMatcher(60, seeds=seeds, discovery="relative").fit(backend.asarray(X), backend.asarray(Y))
+    matcher = AnchorMatcher(60, seeds=seeds, discovery="relative").fit(
+        backend.asarray(X), backend.asarray(Y))
     pairs = matcher.matched_pairs_
     assert_array_equal(matcher.is_seed_, np.arange(len(pairs)) < 10)
     truth = ProcrustesTranslator().fit(X[pairs[:, 0]], Y[np.argsort(perm)[pairs[:, 0]]])
@@ -184,7 +186,8 @@ def test_sklearn_compatible(estimator, check):
 
 def test_clone_pickle_persist(tmp_path):
     X, Y, perm = _unpaired(n=150)
-    matcher = AnchorMatcher(40, seeds=_seeds(perm, 8), discovery="relative", matching="sinkhorn").fit(X, Y)
+    matcher = AnchorMatcher(40, seeds=_seeds(perm, 8), discovery="relative",
+                            matching="sinkhorn").fit(X, Y)
     for other in (pickle.loads(pickle.dumps(matcher)), _saved(matcher, tmp_path / "m")):
         assert_array_equal(other.matched_pairs_, matcher.matched_pairs_)
         np.testing.assert_array_equal(other.transform(X), matcher.transform(X))

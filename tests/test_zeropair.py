@@ -22,7 +22,7 @@ FAST = dict(AUTO, n_centroids=16)
 
 
 def _hierarchical(n=400, d=10, d_y=None, seed=1, isotropic=False):
-    """Anisotropic, hierarchically clustered X; Y = X rotated (into d_y >= d dims), rows shuffled."""
+    """Anisotropic, hierarchically clustered X; Y = X rotated (into d_y >= d), rows shuffled."""
     rng = np.random.default_rng(seed)
     scale = np.ones(d) if isotropic else np.geomspace(3.0, 0.3, d)
     top = rng.normal(size=(4, d)) * scale * 2.0

@@ -105,16 +105,11 @@ def csls_blocks(A, B, k=10, batch_size=None):
         yield start, stop, S
 
 
-def csls_mutual_nn(A, B, k=10, batch_size=None):
-    """Mutual nearest neighbours under CSLS (``k=0``: under the cosine), chunked.
+def _best_matches(A, B, k, batch_size):
+    """Best candidate of each query and best query of each candidate under CSLS, by blocks.
 
-    Returns
-    -------
-    rows, cols : LongTensor of shape (p,)
-        ``cols[i]`` is the best candidate of query ``rows[i]`` and the query
-        ``rows[i]`` the best of candidate ``cols[i]``.
-    scores : Tensor of shape (p,)
-        Their CSLS scores.
+    Returns ``(best_col, best_val, col_arg)``: row maxima (arg and value) and
+    column argmax; ties go to the first query.
     """
     n, m = A.shape[0], B.shape[0]
     best_col = torch.empty(n, dtype=torch.int64, device=A.device)
@@ -127,7 +122,22 @@ def csls_mutual_nn(A, B, k=10, batch_size=None):
         better = v > col_val
         col_val = torch.where(better, v, col_val)
         col_arg = torch.where(better, a + start, col_arg)
-    rows = torch.arange(n, device=A.device)
+    return best_col, best_val, col_arg
+
+
+def csls_mutual_nn(A, B, k=10, batch_size=None):
+    """Mutual nearest neighbours under CSLS (``k=0``: under the cosine), chunked.
+
+    Returns
+    -------
+    rows, cols : LongTensor of shape (p,)
+        ``cols[i]`` is the best candidate of query ``rows[i]`` and the query
+        ``rows[i]`` the best of candidate ``cols[i]``.
+    scores : Tensor of shape (p,)
+        Their CSLS scores.
+    """
+    best_col, best_val, col_arg = _best_matches(A, B, k, batch_size)
+    rows = torch.arange(A.shape[0], device=A.device)
     keep = col_arg[best_col] == rows
     return rows[keep], best_col[keep], best_val[keep]
 
@@ -137,29 +147,19 @@ def alignment_score(XW, Y, k=10, batch_size=None):
 
     MUSE's validation criterion (Conneau et al., 2018) without a vocabulary:
     every row of ``XW`` (mapped, row-normalized sources) is paired with its
-    best candidate of ``Y`` under CSLS and the CSLS scores are averaged.  About
-    0 for unrelated spaces (a match is no closer than the typical neighbour),
-    up to ``2 - r_A - r_B`` for an exact isometry.  Also returns the fraction of
-    rows whose match is mutual.
+    best candidate of ``Y`` under CSLS and the CSLS scores are averaged.  It
+    compares maps on the same data (model selection); its scale depends on how
+    clustered the data are.  Also returns the fraction of rows whose match is
+    mutual.
     """
-    total = torch.zeros((), dtype=_F64, device=XW.device)
-    n, m = XW.shape[0], Y.shape[0]
-    best_col = torch.empty(n, dtype=torch.int64, device=XW.device)
-    col_val = torch.full((m,), -math.inf, dtype=XW.dtype, device=XW.device)
-    col_arg = torch.zeros(m, dtype=torch.int64, device=XW.device)
-    for start, stop, S in csls_blocks(XW, Y, k, batch_size):
-        v, best_col[start:stop] = S.max(dim=1)
-        total += v.sum(dtype=_F64)
-        cv, ca = S.max(dim=0)
-        better = cv > col_val
-        col_val = torch.where(better, cv, col_val)
-        col_arg = torch.where(better, ca + start, col_arg)
-    mutual = (col_arg[best_col] == torch.arange(n, device=XW.device)).to(_F64).mean()
-    return float(total / n), float(mutual)
+    best_col, best_val, col_arg = _best_matches(XW, Y, k, batch_size)
+    rows = torch.arange(XW.shape[0], device=XW.device)
+    mutual = (col_arg[best_col] == rows).to(_F64).mean()
+    return float(best_val.to(_F64).mean()), float(mutual)
 
 
 def topk_mean_targets(Q, B, values, top_k, batch_size=None):
-    """For each row of ``Q``: mean of ``values`` over its ``top_k`` most cosine-similar rows of ``B``.
+    """Each row of ``Q``: the mean of ``values`` over its ``top_k`` most similar rows of ``B``.
 
     ``Q`` and ``B`` row-normalized; ``values`` has the rows of ``B``.
     """
