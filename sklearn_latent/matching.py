@@ -32,7 +32,7 @@ __all__ = ["AlignmentWarning", "AnchorMatcher", "discover_anchors"]
 MATCHINGS = ("mutual_nn", "sinkhorn")
 DISCOVERIES = ("centroids", "relative")
 #: Cluster counts tried by ``n_centroids="auto"`` (kept: the best unsupervised score).
-AUTO_CENTROIDS = (20, 50)
+AUTO_CENTROIDS = (10, 20, 30, 50)
 #: Rows per space in each subsampled k-means run of the centroid matching.
 SUBSAMPLE = 2500
 #: Fewest rows per cluster of the k-means of the centroid matching.
@@ -287,22 +287,26 @@ def _pair_free(X, Y, seeds, est, rng):
                            device=Xn.device)
     quick = max(1, est.n_refine // 5) if est.n_refine else 0
 
-    def score(W):
-        return FM.alignment_score(FM._normalize(Xn[rows] @ W), Yn, est.csls_k, est.batch_size)
+    def candidate(W, k):
+        # a fifth of the refinement and one self-learning round, then scored:
+        # the share of mutual CSLS matches first, the mean CSLS score on ties
+        W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)
+        W, *_ = FM.refine_by_csls(Xn, Yn, W, 1, k=est.csls_k, seeds=seeds,
+                                  seed_weight=seed_weight, batch_size=est.batch_size)
+        score, mutual = FM.alignment_score(FM._normalize(Xn[rows] @ W), Yn, est.csls_k,
+                                           est.batch_size)
+        return (mutual, score, k, W)
 
-    candidates = []  # (score, n_centroids (0: the seeds alone), W)
+    candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
     for k in grid:
         CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, SUBSAMPLE, 10, seed_rng)
         Y_hat = FM.relative_pseudo_pairs(Xn[rows], Yn, CX, CY, 50, est.batch_size)
-        W = FM.procrustes_polar(*FM._with_seeds(Xn[rows], Y_hat, sx, sy, seed_weight))
-        W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)
-        candidates.append((score(W)[0], k, W))
+        candidates.append(candidate(
+            FM.procrustes_polar(*FM._with_seeds(Xn[rows], Y_hat, sx, sy, seed_weight)), k))
     if seeds is not None and len(seeds) >= 2:
-        W = FM.refine_by_neighbours(Xn, Yn, FM.procrustes_polar(sx, sy), quick, rng=seed_rng,
-                                    **kw)
-        candidates.append((score(W)[0], 0, W))
-    best = max(candidates, key=lambda c: c[0])
-    W = FM.refine_by_neighbours(Xn, Yn, best[2], est.n_refine - quick, rng=seed_rng, **kw)
+        candidates.append(candidate(FM.procrustes_polar(sx, sy), 0))
+    best = max(candidates, key=lambda c: c[:2])
+    W = FM.refine_by_neighbours(Xn, Yn, best[3], est.n_refine - quick, rng=seed_rng, **kw)
     W, r, c, sc = FM.refine_by_csls(Xn, Yn, W, est.n_self_learning, k=est.csls_k,
                                     seeds=seeds, seed_weight=seed_weight,
                                     batch_size=est.batch_size)
@@ -314,8 +318,8 @@ def _pair_free(X, Y, seeds, est, rng):
     null, null_mutual = FM.alignment_score(FM._normalize(Xn @ Q), Yn, est.csls_k,
                                            est.batch_size)
     info = dict(score=final, mutual=mutual, null=null, null_mutual=null_mutual,
-                n_centroids=best[1],
-                candidates=np.array([[c_[1], c_[0]] for c_ in candidates]))
+                n_centroids=best[2],
+                candidates=np.array([[c_[2], c_[0], c_[1]] for c_ in candidates]))
     return W, r, c, sc, info
 
 
