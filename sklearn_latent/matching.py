@@ -31,7 +31,7 @@ __all__ = ["AlignmentWarning", "AnchorMatcher", "discover_anchors"]
 
 MATCHINGS = ("mutual_nn", "sinkhorn")
 DISCOVERIES = ("centroids", "relative")
-#: Cluster counts tried by ``n_centroids="auto"`` (kept: the best unsupervised score).
+#: Cluster counts tried by ``n_centroids="auto"`` (kept: the most mutual CSLS matches).
 AUTO_CENTROIDS = (10, 20, 30, 50)
 #: Rows per space in each subsampled k-means run of the centroid matching.
 SUBSAMPLE = 2500
@@ -348,9 +348,10 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     4. ``n_self_learning`` rounds of self-learning: the dictionary of mutual
        nearest neighbours under CSLS (hubness-corrected cosine), Procrustes.
 
-    ``n_centroids="auto"`` runs steps 1-2 (and a fifth of step 3) for each
-    count of :data:`AUTO_CENTROIDS` and keeps the map with the best
-    unsupervised score (``alignment_score_``; no pairs, no labels).  Known
+    ``n_centroids="auto"`` runs steps 1-2, a fifth of step 3 and one round of
+    step 4 for each count of :data:`AUTO_CENTROIDS` and keeps the map that
+    makes the most rows mutual CSLS matches (then the best unsupervised
+    score ``alignment_score_``; no pairs, no labels).  Known
     pairs (``seeds``, 1 or more) join every Procrustes fit as fixed pairs, and
     with 2 or more the seeds-only Procrustes map is one more candidate.  The
     final dictionary gives ``matched_pairs_`` and the translator.
@@ -417,8 +418,9 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         The same from a random orthogonal map after the same self-learning.
     n_centroids_ : int
         The cluster count kept (0: the seeds-only map won; ``"relative"``: 0).
-    candidate_scores_ : ndarray of shape (n_candidates, 2)
-        ``(n_centroids, score)`` of each candidate map before the final rounds.
+    candidate_scores_ : ndarray of shape (n_candidates, 3)
+        ``(n_centroids, mutual fraction, score)`` of each candidate map before
+        the final rounds (``n_centroids`` 0: the seeds-only map).
     translator_ : ProcrustesTranslator
         Fitted on ``X[matched_pairs_[:, 0]]`` and ``y[matched_pairs_[:, 1]]``.
     n_features_in_ : int

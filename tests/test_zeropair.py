@@ -98,6 +98,8 @@ def test_two_opt_gains_and_a_planted_permutation():
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1])
 def test_no_pairs_recovers_the_true_permutation(backend, seed):
+    if seed == 0 and backend.name != "numpy":
+        pytest.skip("one data set is enough for the other backends (run time)")
     X, Y, perm = _hierarchical(seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AlignmentWarning)
@@ -158,7 +160,7 @@ def test_deterministic_under_random_state():
 def test_pickle_pipeline_and_pandas_output():
     X, Y, perm = _hierarchical(n=300)
     labels = (X[:, 0] > np.median(X[:, 0])).astype(int)
-    matcher = AnchorMatcher(**FAST).fit(X, Y)
+    matcher = AnchorMatcher(**AUTO).fit(X, Y)
     other = pickle.loads(pickle.dumps(matcher))
     assert_array_equal(other.transform(X), matcher.transform(X))
     head = LogisticRegression().fit(Y, labels[perm])  # a classifier of the target space
