@@ -28,6 +28,13 @@ import torch
 __all__ = [
     "METRICS",
     "SIMILARITIES",
+    "alignment_score",
+    "csls_knn_mean",
+    "csls_mutual_nn",
+    "match_centroids",
+    "polar",
+    "procrustes_polar",
+    "quadratic_assignment_2opt",
     "inverse_relative_projection",
     "layer_normalize",
     "mutual_nearest_neighbors",
@@ -1258,3 +1265,15 @@ def sinkhorn(S, epsilon=0.05, n_iter=100, tol=1e-6):
             if float((row - log_a.exp()).abs().sum()) < tol:
                 break
     return (logK + f[:, None] + g[None, :]).exp().to(S.dtype)
+
+
+# alignment without pairs (CSLS, quadratic assignment of centroids, self-learning)
+from ._matching import (  # noqa: E402
+    alignment_score,
+    csls_knn_mean,
+    csls_mutual_nn,
+    match_centroids,
+    polar,
+    procrustes_polar,
+    quadratic_assignment_2opt,
+)
