@@ -9,7 +9,7 @@ from .anchors import select_anchors
 from .asif import ASIFClassifier
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
-from .matching import AnchorMatcher, discover_anchors
+from .matching import AlignmentWarning, AnchorMatcher, discover_anchors
 from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
@@ -22,6 +22,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ASIFClassifier",
+    "AlignmentWarning",
     "AnchorMatcher",
     "InverseRelativeProjector",
     "ProcrustesTranslator",

@@ -196,7 +196,8 @@ CASES = [
          min_samples=4, scale_degree=0, rejects_constant=True),
     # anchor discovery from seeds, then a Procrustes map into the second space
     Case("matcher-mutual-nn",
-         lambda: AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]), n_iter=2),
+         lambda: AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]), discovery="relative",
+                               n_iter=2),
          fit_inputs=_paired(1.5), min_samples=4, scale_degree=1, random=False,
          rejects_constant=True, magnitude_limit=2.0**450),
 ]

@@ -98,14 +98,20 @@ def test_noise_lowers_precision_and_confidence_ranks_it():
     assert correct[:half].mean() > correct[half:].mean()
 
 
-def test_chunked_mutual_nn_equals_unchunked():
+@pytest.mark.parametrize("batch_size", [1, 7, 250, 255, "auto"])
+def test_batch_size_never_changes_what_is_learned(batch_size):
+    # docs/arrays.md: chunking never changes a result, in fit as in transform
     X, Y, perm = _unpaired(n=250, noise=0.5, seed=2)
     seeds = _seeds(perm, 10)
     ref = discover_anchors(X, Y, seeds, 100)
-    for batch_size in (1, 17, "auto"):
-        out = discover_anchors(X, Y, seeds, 100, batch_size=batch_size)
-        assert_array_equal(out[0], ref[0])
-        np.testing.assert_allclose(out[1], ref[1], rtol=0, atol=1e-12)
+    out = discover_anchors(X, Y, seeds, 100, batch_size=batch_size)
+    assert_array_equal(out[0], ref[0])
+    assert_array_equal(out[1], ref[1])
+    full = AnchorMatcher(100, seeds=seeds, discovery="relative").fit(X, Y)
+    chunked = AnchorMatcher(100, seeds=seeds, discovery="relative",
+                            batch_size=batch_size).fit(X, Y)
+    assert_array_equal(chunked.matched_pairs_, full.matched_pairs_)
+    assert_array_equal(chunked.transform(X), full.transform(X))
 
 
 def test_partial_overlap_and_too_few_seeds():
@@ -127,7 +133,8 @@ def test_partial_overlap_and_too_few_seeds():
 def test_matcher_translates_like_a_translator_on_the_true_pairs(backend):
     X, Y, perm = _unpaired(n=200)
     seeds = _seeds(perm, 10)
-    matcher = AnchorMatcher(60, seeds=seeds).fit(backend.asarray(X), backend.asarray(Y))
+    matcher = AnchorMatcher(60, seeds=seeds, discovery="relative").fit(
+        backend.asarray(X), backend.asarray(Y))
     pairs = matcher.matched_pairs_
     assert_array_equal(matcher.is_seed_, np.arange(len(pairs)) < 10)
     truth = ProcrustesTranslator().fit(X[pairs[:, 0]], Y[np.argsort(perm)[pairs[:, 0]]])
@@ -152,7 +159,18 @@ _LABELS = (
 )
 
 
+_LABELS_1D = (
+    "the check fits on 1-D class labels as y; y is the second space's 2-D embeddings "
+    "and a 1-D y is refused with a clear error"
+)
+
+
 def _expected_failed_checks(estimator):
+    if estimator.discovery != "relative":  # the default: pair-free discovery
+        return {name: _LABELS_1D for name in (
+            "check_transformer_data_not_an_array", "check_transformer_general",
+            "check_transformer_preserve_dtypes",
+        )}
     return {name: _LABELS for name in (
         "check_dont_overwrite_parameters", "check_positive_only_tag_during_fit",
         "check_estimators_nan_inf", "check_f_contiguous_array_estimator",
@@ -164,7 +182,8 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]), n_iter=2)],
+    [AnchorMatcher(), AnchorMatcher(4, seeds=np.array([[0, 0], [1, 1], [2, 2]]),
+                                     discovery="relative", n_iter=2)],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):
@@ -173,7 +192,8 @@ def test_sklearn_compatible(estimator, check):
 
 def test_clone_pickle_persist(tmp_path):
     X, Y, perm = _unpaired(n=150)
-    matcher = AnchorMatcher(40, seeds=_seeds(perm, 8), matching="sinkhorn").fit(X, Y)
+    matcher = AnchorMatcher(40, seeds=_seeds(perm, 8), discovery="relative",
+                            matching="sinkhorn").fit(X, Y)
     for other in (pickle.loads(pickle.dumps(matcher)), _saved(matcher, tmp_path / "m")):
         assert_array_equal(other.matched_pairs_, matcher.matched_pairs_)
         np.testing.assert_array_equal(other.transform(X), matcher.transform(X))
@@ -208,14 +228,14 @@ def test_bad_input_raises_clearly():
             discover_anchors(X, Y, **kwargs)
         n_anchors = kwargs.pop("n_anchors")
         with pytest.raises(exc, match=match):
-            AnchorMatcher(n_anchors, **kwargs).fit(X, Y)
+            AnchorMatcher(n_anchors, discovery="relative", **kwargs).fit(X, Y)
     with pytest.raises(ValueError, match="NaN"):
         discover_anchors(X, np.where(Y > 6, np.nan, Y), seeds, 20)
     with pytest.raises(ValueError, match="requires y"):
-        AnchorMatcher(20, seeds=seeds).fit(X)
+        AnchorMatcher(20, seeds=seeds, discovery="relative").fit(X)
     with pytest.raises(ValueError, match="2-D embeddings"):
-        AnchorMatcher(20, seeds=seeds).fit(X, Y[:, 0])
-    matcher = AnchorMatcher(20, seeds=seeds).fit(X, Y)
+        AnchorMatcher(20, seeds=seeds, discovery="relative").fit(X, Y[:, 0])
+    matcher = AnchorMatcher(20, seeds=seeds, discovery="relative").fit(X, Y)
     with pytest.raises(ValueError, match="features"):
         matcher.transform(X[:, :3])
 
@@ -235,7 +255,7 @@ def test_digits_discovered_anchors_stitch_better_than_the_seeds():
     seeds = _seeds(perm, 10)
     head = fit_single_thread(LogisticRegression(max_iter=2000), B_train, y_train)
     seeds_only = ProcrustesTranslator().fit(A_train[seeds[:, 0]], B_train[seeds[:, 0]])
-    matcher = AnchorMatcher(300, seeds=seeds).fit(A_train, B_train[perm])
+    matcher = AnchorMatcher(300, seeds=seeds, discovery="relative").fit(A_train, B_train[perm])
     precision = _precision(matcher.matched_pairs_, perm)
     acc_seeds = head.score(seeds_only.transform(A_test), y_test)
     acc_discovered = head.score(matcher.transform(A_test), y_test)

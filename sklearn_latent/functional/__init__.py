@@ -30,6 +30,13 @@ from . import _lp
 __all__ = [
     "METRICS",
     "SIMILARITIES",
+    "alignment_score",
+    "csls_knn_mean",
+    "csls_mutual_nn",
+    "match_centroids",
+    "polar",
+    "procrustes_polar",
+    "quadratic_assignment_2opt",
     "inverse_relative_projection",
     "layer_normalize",
     "mutual_nearest_neighbors",
@@ -1006,3 +1013,14 @@ def sinkhorn(S, epsilon=0.05, n_iter=100, tol=1e-6):
 from ._graph import knn_graph_laplacian, knn_search, laplacian_eigenpairs  # noqa: E402
 
 __all__ += ["knn_graph_laplacian", "knn_search", "laplacian_eigenpairs"]
+
+# alignment without pairs (CSLS, quadratic assignment of centroids, self-learning)
+from ._matching import (  # noqa: E402
+    alignment_score,
+    csls_knn_mean,
+    csls_mutual_nn,
+    match_centroids,
+    polar,
+    procrustes_polar,
+    quadratic_assignment_2opt,
+)

@@ -1,5 +1,7 @@
 """Retrieval quality of translated points: paired cosine, top-k, MRR, mean rank."""
 
+import numbers
+
 import torch
 
 from .. import functional as F
@@ -19,7 +21,20 @@ from ._common import (
 # --------------------------------------------------------------------------
 # retrieval of translated points
 # --------------------------------------------------------------------------
-def _ranks(Y_pred, Y_true, batch_size, func):
+def _csls_terms(Y_pred, Y_true, csls, batch_size):
+    """Hubness terms ``(r_pred, r_true)`` of CSLS with ``csls`` neighbours, or None."""
+    if csls is None:
+        return None
+    if isinstance(csls, bool) or not isinstance(csls, numbers.Integral) or csls < 1:
+        raise ValueError(f"csls must be None or a positive int (neighbours), got {csls!r}.")
+    from ..functional import _matching as FM
+
+    P, T = F._safe_normalize(Y_pred), F._safe_normalize(Y_true)
+    return (FM.csls_knn_mean(P, T, csls, check_batch_size(batch_size)),
+            FM.csls_knn_mean(T, P, csls, check_batch_size(batch_size)))
+
+
+def _ranks(Y_pred, Y_true, batch_size, func, csls=None):
     """rank_i = 1 + #{j: S_ij > S_ii, Y_true_j not a duplicate of Y_true_i} by row blocks.
 
     ``S = norm(Y_pred) norm(Y_true)^T``.  A candidate ``j`` ties with the true
@@ -31,6 +46,9 @@ def _ranks(Y_pred, Y_true, batch_size, func):
     division by a power of two, per row) are grouped once by sorting; the
     remaining near-parallel candidates are checked only where
     ``S_ij - S_ii`` is within the GEMM's rounding bound.
+
+    With ``csls`` (a number of neighbours), ``S`` is the CSLS score
+    ``2 S - r_pred - r_true`` (hubness terms of :func:`_csls_terms`).
     """
     zero = ~(Y_pred != 0).any(dim=1)
     if bool(zero.any()):
@@ -43,6 +61,9 @@ def _ranks(Y_pred, Y_true, batch_size, func):
     eps = torch.finfo(Y_true.dtype).eps
     s_tol = (4.0 * d**0.5 + 2.0 * d + 4.0) * eps  # |S_ij - S_ii| for near-duplicates
     groups = _duplicate_groups(Y_true, direction=True)
+    hub = _csls_terms(Y_pred, Y_true, csls, batch_size)
+    if hub is not None:
+        s_tol *= 2.0  # the CSLS score doubles the cosines' rounding
     normed = None  # normalized targets, computed only if a near tie needs them
     project = F._relative_projector(Y_true, "cosine")
     ranks = torch.empty(n, dtype=torch.long, device=Y_pred.device)
@@ -51,6 +72,8 @@ def _ranks(Y_pred, Y_true, batch_size, func):
         stop = min(start + step, n)
         i = torch.arange(stop - start, device=Y_pred.device)
         S = project(Y_pred[start:stop])
+        if hub is not None:  # CSLS: 2 cos - r_pred - r_true (Conneau et al., 2018)
+            S = 2.0 * S - hub[0][start:stop, None] - hub[1][None, :]
         diag = S[i, i + start]
         above = S > diag[:, None]
         if groups is not None:
@@ -112,7 +135,7 @@ def paired_cosine_similarity(Y_pred, Y_true):
     return _float(total / n)
 
 
-def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None):
+def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None, csls=None):
     """Fraction of translated rows whose true target is among their k most similar targets.
 
     With ``S = norm(Y_pred) norm(Y_true)^T`` and
@@ -133,6 +156,11 @@ def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None):
         ``1 <= k <= n``.
     batch_size : int or None, default=None
         Query rows per block.
+    csls : int or None, default=None
+        Rank under CSLS (cross-domain similarity local scaling, Conneau et al.
+        2018) with this many neighbours in the hubness terms instead of the
+        cosine: ``2 cos(p_i, t_j) - r_pred(i) - r_true(j)``, ``r`` the mean
+        cosine to the ``csls`` nearest rows of the other set (chunked).
 
     Returns
     -------
@@ -153,11 +181,11 @@ def top_k_accuracy(Y_pred, Y_true, *, k=1, batch_size=None):
     """
     Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "top_k_accuracy")
     k = _check_k(k, 1, Y_pred.shape[0], f"top_k_accuracy on {Y_pred.shape[0]} samples")
-    ranks = _ranks(Y_pred, Y_true, batch_size, "top_k_accuracy")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "top_k_accuracy", csls)
     return _float((ranks <= k).sum()) / ranks.numel()
 
 
-def mean_reciprocal_rank(Y_pred, Y_true, *, batch_size=None):
+def mean_reciprocal_rank(Y_pred, Y_true, *, batch_size=None, csls=None):
     """Mean reciprocal rank of each translated row's true target.
 
     ``MRR = mean_i 1 / rank_i`` with ``rank_i`` as in :func:`top_k_accuracy`.
@@ -171,6 +199,11 @@ def mean_reciprocal_rank(Y_pred, Y_true, *, batch_size=None):
         Their true embeddings (candidates).
     batch_size : int or None, default=None
         Query rows per block.
+    csls : int or None, default=None
+        Rank under CSLS (cross-domain similarity local scaling, Conneau et al.
+        2018) with this many neighbours in the hubness terms instead of the
+        cosine: ``2 cos(p_i, t_j) - r_pred(i) - r_true(j)``, ``r`` the mean
+        cosine to the ``csls`` nearest rows of the other set (chunked).
 
     Returns
     -------
@@ -185,11 +218,11 @@ def mean_reciprocal_rank(Y_pred, Y_true, *, batch_size=None):
     0.8333
     """
     Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "mean_reciprocal_rank")
-    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_reciprocal_rank")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_reciprocal_rank", csls)
     return _float((1.0 / ranks.to(_F64)).mean())
 
 
-def mean_rank(Y_pred, Y_true, *, batch_size=None):
+def mean_rank(Y_pred, Y_true, *, batch_size=None, csls=None):
     """Mean rank of each translated row's true target (1 is best; lower is better).
 
     ``mean_i rank_i`` with ``rank_i`` as in :func:`top_k_accuracy`; about
@@ -203,6 +236,11 @@ def mean_rank(Y_pred, Y_true, *, batch_size=None):
         Their true embeddings (candidates).
     batch_size : int or None, default=None
         Query rows per block.
+    csls : int or None, default=None
+        Rank under CSLS (cross-domain similarity local scaling, Conneau et al.
+        2018) with this many neighbours in the hubness terms instead of the
+        cosine: ``2 cos(p_i, t_j) - r_pred(i) - r_true(j)``, ``r`` the mean
+        cosine to the ``csls`` nearest rows of the other set (chunked).
 
     Returns
     -------
@@ -217,5 +255,5 @@ def mean_rank(Y_pred, Y_true, *, batch_size=None):
     1.3333
     """
     Y_pred, Y_true = _check_retrieval(Y_pred, Y_true, "mean_rank")
-    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_rank")
+    ranks = _ranks(Y_pred, Y_true, batch_size, "mean_rank", csls)
     return _float(ranks.to(_F64).mean())

@@ -1,0 +1,215 @@
+"""Alignment without pairs: CSLS, 2-opt assignment, AnchorMatcher(seeds=None), its warning."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from scipy.stats import ortho_group
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from sklearn_latent import AlignmentWarning, AnchorMatcher, ProcrustesTranslator
+from sklearn_latent.functional import _matching as FM
+from sklearn_latent.metrics import mean_rank, mean_reciprocal_rank, top_k_accuracy
+
+# fewer runs and rounds than the defaults (the defaults run in the check_estimator battery)
+AUTO = dict(n_runs=4, n_refine=10, random_state=0)
+# one cluster count for the API tests: about 1 s a fit
+FAST = dict(AUTO, n_centroids=16)
+
+
+def _hierarchical(n=400, d=10, d_y=None, seed=1, isotropic=False):
+    """Anisotropic, hierarchically clustered X; Y = X rotated (into d_y >= d), rows shuffled."""
+    rng = np.random.default_rng(seed)
+    scale = np.ones(d) if isotropic else np.geomspace(3.0, 0.3, d)
+    top = rng.normal(size=(4, d)) * scale * 2.0
+    sub = top[rng.integers(4, size=12)] + rng.normal(size=(12, d)) * scale
+    X = sub[rng.integers(12, size=n)] + 0.5 * rng.normal(size=(n, d)) * scale
+    d_y = d if d_y is None else d_y
+    Q = ortho_group.rvs(d_y, random_state=seed)[:d]  # (d, d_y), orthonormal rows
+    perm = rng.permutation(n)  # row j of Y is item perm[j]
+    return X, (X @ Q + 3.0)[perm], perm
+
+
+def _isotropic(n=400, d=10, seed=0):
+    """One isotropic Gaussian, rotated and shuffled: every rotation fits it equally well."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    perm = rng.permutation(n)
+    return X, (X @ ortho_group.rvs(d, random_state=seed))[perm], perm
+
+
+def _precision(pairs, perm):
+    return float(np.mean(perm[pairs[:, 1]] == pairs[:, 0]))
+
+
+# --------------------------------------------------------------------------
+# functional pieces
+# --------------------------------------------------------------------------
+def _dense_csls(A, B, k):
+    S = A @ B.T
+    r_a = np.sort(S, axis=1)[:, ::-1][:, :k].mean(1)
+    r_b = np.sort(S.T, axis=1)[:, ::-1][:, :k].mean(1)
+    return 2 * S - r_a[:, None] - r_b[None, :]
+
+
+def test_csls_equals_the_dense_formula_for_any_block_size():
+    rng = np.random.default_rng(0)
+    A = FM._normalize(torch.as_tensor(rng.normal(size=(70, 6))))
+    B = FM._normalize(torch.as_tensor(rng.normal(size=(50, 6))))
+    C = _dense_csls(A.numpy(), B.numpy(), 5)
+    got = np.concatenate([S.numpy() for *_, S in FM.csls_blocks(A, B, 5)])
+    np.testing.assert_allclose(got, C, atol=1e-12)
+    rows = C.argmax(1)
+    mutual = np.flatnonzero(C.argmax(0)[rows] == np.arange(70))
+    ref = FM.csls_mutual_nn(A, B, 5)
+    assert_array_equal(ref[0].numpy(), mutual)
+    assert_array_equal(ref[1].numpy(), rows[mutual])
+    for batch_size in (1, 7, 70, 75):
+        out = FM.csls_mutual_nn(A, B, 5, batch_size)
+        for a, b in zip(out, ref):
+            assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_two_opt_gains_and_a_planted_permutation():
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(7, 3)) * [3.0, 1.0, 0.3]
+    A = C @ C.T
+    p = rng.permutation(7)
+    G = FM._swap_gains(A, A[np.ix_(p, p)])
+    objective = (A * A[np.ix_(p, p)]).sum()
+    for i in range(7):
+        for j in range(7):
+            q = p.copy()
+            q[i], q[j] = q[j], q[i]
+            assert abs((A * A[np.ix_(q, q)]).sum() - objective - G[i, j]) < 1e-9
+    # centroids of distinct, anisotropic clusters, listed in another order and rotated
+    CY = (C @ ortho_group.rvs(3, random_state=0))[p]
+    col, obj = FM.match_centroids(C, CY, n_restarts=10, rng=0)
+    assert_array_equal(p[col], np.arange(7))  # CX[i] matched to the row of CY holding i
+    assert obj == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------
+# the pair-free pipeline: known answers
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_pairs_recovers_the_true_permutation(backend, seed):
+    if seed == 0 and backend.name != "numpy":
+        pytest.skip("one data set is enough for the other backends (run time)")
+    X, Y, perm = _hierarchical(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(**AUTO).fit(backend.asarray(X), backend.asarray(Y))
+    pairs = matcher.matched_pairs_
+    assert pairs.shape[0] > 0.9 * len(X) and not matcher.is_seed_.any()
+    assert _precision(pairs, perm) > 0.97  # measured 1.0
+    assert matcher.mutual_fraction_ > 0.9 > 0.5 > matcher.null_mutual_fraction_
+    # translation as good as Procrustes on all true pairs (the supervised ceiling)
+    Y_true = Y[np.argsort(perm)]
+    ceiling = top_k_accuracy(ProcrustesTranslator().fit(X, Y_true).transform(X), Y_true)
+    out = backend.to_numpy(matcher.transform(backend.asarray(X)))
+    assert top_k_accuracy(out, Y_true) > ceiling - 0.03
+
+
+def test_different_widths_and_row_counts():
+    X, Y, perm = _hierarchical(d=8, d_y=14)
+    keep = np.flatnonzero(perm < 300)  # Y holds 300 of X's 400 items
+    matcher = AnchorMatcher(**AUTO).fit(X, Y[keep])
+    assert _precision(matcher.matched_pairs_, perm[keep]) > 0.95
+    assert matcher.transform(X).shape == (400, 14)
+    assert matcher.get_feature_names_out().tolist()[:2] == ["anchormatcher0", "anchormatcher1"]
+
+
+def test_seeds_join_as_fixed_pairs_and_n_anchors_keeps_the_most_confident():
+    X, Y, perm = _hierarchical()
+    inv = np.argsort(perm)
+    seeds = np.stack([np.arange(3), inv[:3]], axis=1)
+    matcher = AnchorMatcher(50, seeds=seeds, **FAST).fit(X, Y)
+    assert_array_equal(matcher.matched_pairs_[:3], seeds)
+    assert matcher.matched_pairs_.shape == (50, 2)
+    assert np.isinf(matcher.confidence_[:3]).all()
+    assert (np.diff(matcher.confidence_[3:]) <= 0).all()
+    assert _precision(matcher.matched_pairs_, perm) > 0.97
+
+
+def test_isotropic_or_unrelated_spaces_warn_instead_of_a_silent_wrong_map():
+    X, Y, perm = _isotropic()
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        matcher = AnchorMatcher(**AUTO).fit(X, Y)
+    assert _precision(matcher.matched_pairs_, perm) < 0.3  # the warning is deserved
+    # measured: 60 % of the rows are mutual matches, as from a random start (57 %)
+    assert matcher.mutual_fraction_ < 0.5 * (1 + matcher.null_mutual_fraction_)
+    unrelated = np.random.default_rng(1).normal(size=(300, 12))
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        AnchorMatcher(**FAST).fit(X, unrelated)
+
+
+def test_deterministic_under_random_state():
+    X, Y, _ = _hierarchical(n=300, seed=1)
+    a = AnchorMatcher(**FAST).fit(X, Y)
+    b = AnchorMatcher(**FAST).fit(X, Y)
+    assert_array_equal(a.matched_pairs_, b.matched_pairs_)
+    assert_array_equal(a.transform(X), b.transform(X))
+    assert a.alignment_score_ == b.alignment_score_
+
+
+def test_pickle_pipeline_and_pandas_output():
+    X, Y, perm = _hierarchical(n=300)
+    labels = (X[:, 0] > np.median(X[:, 0])).astype(int)
+    matcher = AnchorMatcher(**AUTO).fit(X, Y)
+    other = pickle.loads(pickle.dumps(matcher))
+    assert_array_equal(other.transform(X), matcher.transform(X))
+    head = LogisticRegression().fit(Y, labels[perm])  # a classifier of the target space
+    pipe = make_pipeline(matcher, head)
+    ceiling = make_pipeline(ProcrustesTranslator().fit(X, Y[np.argsort(perm)]), head)
+    # zero-shot stitching through the found map, as through the map fitted on all pairs
+    assert pipe.score(X, labels) > ceiling.score(X, labels) - 0.03
+    df = AnchorMatcher(**FAST).set_output(transform="pandas").fit(X, Y).transform(X)
+    assert list(df.columns[:2]) == ["anchormatcher0", "anchormatcher1"]
+
+
+# --------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------
+def test_bad_input_raises_clearly():
+    X, Y, _ = _hierarchical(n=60)
+    with pytest.raises(ValueError, match=r"n_centroids=20 leaves fewer than 5 rows per cluster"):
+        AnchorMatcher(n_centroids=20).fit(X, Y)
+    with pytest.raises(ValueError, match=r"needs at least 10 rows .* n_samples=8"):
+        AnchorMatcher().fit(X[:8], Y)
+    with pytest.raises(ValueError, match="y is constant"):
+        AnchorMatcher(n_centroids=4).fit(X, np.ones_like(Y))
+    with pytest.raises(ValueError, match="NaN"):
+        AnchorMatcher(n_centroids=4).fit(np.where(X > 2, np.nan, X), Y)
+    with pytest.raises(ValueError, match="discovery='wrong'"):
+        AnchorMatcher(discovery="wrong").fit(X, Y)
+    with pytest.raises(TypeError, match="n_runs must be an int"):
+        AnchorMatcher(n_runs=2.5).fit(X, Y)
+    # one seed: the bootstrap cannot use it, and says what to do instead
+    with pytest.raises(ValueError, match="needs at least 2.*discovery='centroids'"):
+        AnchorMatcher(seeds=np.array([[0, 0]]), discovery="relative").fit(X, Y)
+
+
+# --------------------------------------------------------------------------
+# CSLS in the retrieval metrics
+# --------------------------------------------------------------------------
+def test_retrieval_metrics_under_csls():
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(60, 5))
+    P = T + 0.8 * rng.normal(size=T.shape)
+    P[:, 0] += 3.0  # a shared offset: some targets become hubs under the cosine
+    Pn = P / np.linalg.norm(P, axis=1, keepdims=True)
+    Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
+    C = _dense_csls(Pn, Tn, 4)
+    ranks = 1 + (C > np.diag(C)[:, None]).sum(1)
+    assert top_k_accuracy(P, T, csls=4) == pytest.approx(np.mean(ranks == 1))
+    assert top_k_accuracy(P, T, k=3, csls=4, batch_size=7) == pytest.approx(np.mean(ranks <= 3))
+    assert mean_rank(P, T, csls=4) == pytest.approx(ranks.mean())
+    assert mean_reciprocal_rank(P, T, csls=4) == pytest.approx(np.mean(1 / ranks))
+    assert top_k_accuracy(P, T, csls=4) > top_k_accuracy(P, T)  # the hubness correction helps
+    with pytest.raises(ValueError, match="csls must be None or a positive int"):
+        top_k_accuracy(P, T, csls=0)
