@@ -874,13 +874,22 @@ def topk_similarity(X, bank, top_k, metric="cosine", *, center=None, chunk_size=
     values = indices = None
     for start in range(0, n_bank, chunk_size):
         S = pairwise(X, bank[start : start + chunk_size], metric, center=center)
-        v, i = torch.topk(S, min(k, S.shape[1]), dim=1)
-        i += start
-        if values is not None:
-            v, i = torch.cat([values, v], dim=1), torch.cat([indices, i], dim=1)
-        values, pos = torch.topk(v, min(k, v.shape[1]), dim=1)
-        indices = i.gather(1, pos)
+        values, indices = _merge_topk(values, indices, S, start, k)
     return values, indices
+
+
+def _merge_topk(values, indices, S, start, k):
+    """Running top-k: merge the top-k of block ``S`` (columns ``start:``) into ``(values, indices)``.
+
+    ``values``/``indices`` are None before the first block; the result holds
+    the ``k`` largest entries per row seen so far and their global column indices.
+    """
+    v, i = torch.topk(S, min(k, S.shape[1]), dim=1)
+    i += start
+    if values is not None:
+        v, i = torch.cat([values, v], dim=1), torch.cat([indices, i], dim=1)
+    values, pos = torch.topk(v, min(k, v.shape[1]), dim=1)
+    return values, i.gather(1, pos)
 
 
 def sparse_dot(values, indices, support, dense, block_elements=1 << 24):

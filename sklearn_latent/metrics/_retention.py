@@ -188,12 +188,7 @@ def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_s
                 f"{' (after transform)' if transform is not None else ''} has {C.shape[1]}."
             )
         S = Q @ _search_operands(C, metric, "c").T
-        v, i = torch.topk(S, min(k, S.shape[1]), dim=1)
-        i += start
-        if values is not None:
-            v, i = torch.cat([values, v], dim=1), torch.cat([indices, i], dim=1)
-        values, pos = torch.topk(v, min(k, v.shape[1]), dim=1)
-        indices = i.gather(1, pos)
+        values, indices = F._merge_topk(values, indices, S, start, k)
     if metric == "euclidean":
         q2 = (Q[:, :-1].to(torch.float64) ** 2).sum(dim=1, keepdim=True)
         values = (q2 - values.to(torch.float64)).clamp_min(0).to(dtype)
