@@ -7,6 +7,7 @@ projection as fit/transform estimators on a torch backend.
 from .aggregate import RelativeAggregator
 from .anchors import select_anchors
 from .asif import ASIFClassifier
+from .fmaps import FunctionalMapTranslator
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
 from .matching import AlignmentWarning, AnchorMatcher, discover_anchors
@@ -24,6 +25,7 @@ __all__ = [
     "ASIFClassifier",
     "AlignmentWarning",
     "AnchorMatcher",
+    "FunctionalMapTranslator",
     "InverseRelativeProjector",
     "ProcrustesTranslator",
     "ProductInvarianceProjector",

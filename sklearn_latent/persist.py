@@ -41,6 +41,7 @@ import torch
 
 from .aggregate import RelativeAggregator
 from .asif import ASIFClassifier
+from .fmaps import FunctionalMapTranslator
 from .functional import TranslationStats
 from .inverse import InverseRelativeProjector, RelativeTranslator
 from .matching import AnchorMatcher
@@ -61,6 +62,7 @@ _ESTIMATORS = (
     ASIFClassifier,
     AnchorMatcher,
     RelativeAggregator,
+    FunctionalMapTranslator,
 )
 #: Named tuples of the library that fitted state may hold (rebuilt field by field).
 _RECORDS = (TranslationStats,)

@@ -93,9 +93,17 @@ def solve_functional_map(A_x, A_y, evals_x, evals_y, alpha):
     return (torch.linalg.pinv(systems, hermitian=True) @ rhs.unsqueeze(-1)).squeeze(-1)
 
 
-def fmap_similarity(C):
-    """``||diag(C^T C)||^2 / ||C^T C||_F^2`` in (0, 1]: 1 for an orthogonal (isometric) map."""
+def fmap_similarity(C, skip_first=True):
+    """``||diag(C^T C)||^2 / ||C^T C||_F^2`` in (0, 1]: 1 for an orthogonal (isometric) map.
+
+    ``skip_first=True`` leaves out the first row and column of ``C`` (the
+    trivial eigenvector, proportional to the square roots of the degrees),
+    which maps onto its counterpart on any two graphs and alone would push
+    the score to 1 for small ``C``.
+    """
     C = C.to(_F64)
+    if skip_first and min(C.shape) > 1:
+        C = C[1:, 1:]
     G = C.T @ C
     denom = float((G * G).sum())
     return float((torch.diagonal(G) ** 2).sum()) / denom if denom > 0 else 0.0

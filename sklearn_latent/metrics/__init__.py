@@ -10,7 +10,8 @@ and :func:`knn_jaccard` (agreement of nearest-neighbour graphs, Huh et al.
 2024), :func:`svcca`, :func:`pwcca`; distances :func:`shape_distance`
 (Williams et al. 2021) and :func:`procrustes_distance` (Ding et al. 2021);
 without correspondences, :func:`laplacian_eigenvalue_distance` (Sogaard et
-al. 2018).  :func:`calibrate` scores any of them against a permutation null,
+al. 2018); :func:`functional_map_similarity` (Fumero et al. 2024; rows paired,
+or a few known pairs).  :func:`calibrate` scores any of them against a permutation null,
 :func:`similarity_matrix` evaluates them over many spaces
 (``MEASURES`` lists them by name).
 
@@ -28,6 +29,7 @@ computes where the first tensor argument lives (numpy: CPU), never forms an
 
 from ._calibration import MEASURES, CalibratedScore, calibrate
 from ._common import KNN_METRICS  # noqa: F401
+from ._functional_maps import functional_map_similarity
 from ._matrix import plot_similarity_matrix, similarity_matrix
 from ._retrieval import (
     mean_rank,
@@ -47,6 +49,7 @@ __all__ = [
     "calibrate",
     "get_scorer",
     "cknna",
+    "functional_map_similarity",
     "get_scorer_names",
     "knn_jaccard",
     "laplacian_eigenvalue_distance",
