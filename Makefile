@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 SPHINX = $(PY) -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
 
-.PHONY: test demo bench docs clean
+.PHONY: test demo bench bench-quick docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,10 @@ docs: $(VENV)/.installed
 	$(SPHINX)
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/run.py --out benchmarks/latest.md
+	$(PY) benchmarks/run.py --out benchmarks/latest.md --results benchmarks/RESULTS.md
+
+bench-quick: $(VENV)/.installed
+	$(PY) benchmarks/run.py --quick --out benchmarks/latest.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build docs/generated docs/auto_examples

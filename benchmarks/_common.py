@@ -125,3 +125,61 @@ def emit(text, path=None):
     if path:
         with open(path, "a") as fh:
             fh.write(text + "\n")
+
+
+#: The areas of the generated "Current results" tables of RESULTS.md, in order.
+AREAS = (
+    "relative projection, per metric",
+    "translation fit and stream",
+    "inverse projection",
+    "anchors",
+    "metrics",
+    "Dask",
+    "memory",
+    "real encoders",
+)
+
+
+def summary(area, case, ratio_floor, floor, ratio_peer="-", peer="-", *, out=None,
+            script=None, quick=False, note=""):
+    """Record one row of the generated "Current results" tables (``run.py --results``).
+
+    ``ratio_floor`` is time / floor (the least work the operation needs, measured in
+    the same run) and ``ratio_peer`` time / the best other implementation measured
+    in the same run (numbers, or "-" where there is none).  The row goes, as one
+    JSON line, to ``<out>.summary.jsonl`` next to the report; without ``out`` it is
+    not kept.
+    """
+    if area not in AREAS:
+        raise ValueError(f"unknown area {area!r}; one of {AREAS}")
+    if not out:
+        return
+    import json
+    import sys
+
+    row = dict(
+        area=area, case=case,
+        ratio_floor=ratio_floor if isinstance(ratio_floor, str) else round(float(ratio_floor), 3),
+        floor=floor,
+        ratio_peer=ratio_peer if isinstance(ratio_peer, str) else round(float(ratio_peer), 3),
+        peer=peer, note=note,
+        script=script or os.path.basename(sys.argv[0]),
+        command=_command(),
+        quick=bool(quick), machine=machine_description(),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
+    with open(str(out) + ".summary.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _command():
+    """This script's command line without ``--out FILE`` (a temporary path)."""
+    import sys
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip or a == "--out" or a.startswith("--out="):
+            skip = a == "--out"
+            continue
+        argv.append(a)
+    return " ".join(["python", "benchmarks/" + os.path.basename(sys.argv[0]), *argv])

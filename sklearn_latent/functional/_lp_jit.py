@@ -7,9 +7,10 @@ fraction of the time of numba's ``parallel=True`` ones and need no threading
 layer (numba's may be neither thread- nor fork-safe).
 
 Rows are taken in blocks of ``rb``; for each group of four anchors (12 KiB at
-d = 768, in L1) the block's rows (192 KiB for 64 rows, in L2) are swept, and
-the loop over features keeps four vector accumulators, one per anchor.  A
-distance is computed by the same instructions whatever block its row is in.
+d = 768, in L1) the block's rows (192 KiB for 64 rows, in L2) are swept two at
+a time, and the loop over features keeps eight vector accumulators (2 rows x 4
+anchors, see :func:`_tile_kernel`).  A distance is computed by the same
+instructions whatever block its row is in.
 """
 
 import numba
@@ -33,62 +34,71 @@ def _maxnum(typingctx, a, b):
     return a(a, b), codegen
 
 
-@numba.njit(**_OPTS)
-def l1(X, A, out, r0, r1, rb):
-    d = X.shape[1]
-    k = A.shape[0]
-    k4 = k - k % 4
-    z = X.dtype.type(0)
-    for b0 in range(r0, r1, rb):
-        b1 = min(b0 + rb, r1)
-        for j in range(0, k4, 4):
-            for i in range(b0, b1):
-                s0 = s1 = s2 = s3 = z
-                for t in range(d):
-                    x = X[i, t]
-                    s0 += abs(x - A[j, t])
-                    s1 += abs(x - A[j + 1, t])
-                    s2 += abs(x - A[j + 2, t])
-                    s3 += abs(x - A[j + 3, t])
-                out[i, j] = s0
-                out[i, j + 1] = s1
-                out[i, j + 2] = s2
-                out[i, j + 3] = s3
-        for j in range(k4, k):
-            for i in range(b0, b1):
-                s0 = z
-                for t in range(d):
-                    s0 += abs(X[i, t] - A[j, t])
-                out[i, j] = s0
+def _tile_kernel(step):
+    """A kernel for rows ``[r0, r1)`` whose inner loop is ``s = step(s, |x - a|)``.
+
+    Register tile of 2 rows x 4 anchors: per feature, 2 + 4 loads feed 8
+    accumulations (vectorized over features by LLVM: 8 vector accumulators), where
+    one row at a time needs 5 loads for 4.  A last odd row is paired with itself
+    and a last group of fewer than 4 anchors repeats its last anchor, so every
+    distance is computed by the same instructions whatever block, chunk or thread
+    its row falls in.
+    """
+
+    @numba.njit(**_OPTS)
+    def kernel(X, A, out, r0, r1, rb):
+        d = X.shape[1]
+        k = A.shape[0]
+        z = X.dtype.type(0)
+        for b0 in range(r0, r1, rb):
+            b1 = min(b0 + rb, r1)
+            for j0 in range(0, k, 4):
+                j1 = min(j0 + 1, k - 1)
+                j2 = min(j0 + 2, k - 1)
+                j3 = min(j0 + 3, k - 1)
+                for i0 in range(b0, b1, 2):
+                    i1 = min(i0 + 1, b1 - 1)
+                    s00 = s01 = s02 = s03 = z
+                    s10 = s11 = s12 = s13 = z
+                    for t in range(d):
+                        x0 = X[i0, t]
+                        x1 = X[i1, t]
+                        a0 = A[j0, t]
+                        a1 = A[j1, t]
+                        a2 = A[j2, t]
+                        a3 = A[j3, t]
+                        s00 = step(s00, abs(x0 - a0))
+                        s01 = step(s01, abs(x0 - a1))
+                        s02 = step(s02, abs(x0 - a2))
+                        s03 = step(s03, abs(x0 - a3))
+                        s10 = step(s10, abs(x1 - a0))
+                        s11 = step(s11, abs(x1 - a1))
+                        s12 = step(s12, abs(x1 - a2))
+                        s13 = step(s13, abs(x1 - a3))
+                    out[i0, j0] = s00
+                    out[i0, j1] = s01
+                    out[i0, j2] = s02
+                    out[i0, j3] = s03
+                    out[i1, j0] = s10
+                    out[i1, j1] = s11
+                    out[i1, j2] = s12
+                    out[i1, j3] = s13
+
+    return kernel
 
 
-@numba.njit(**_OPTS)
-def linf(X, A, out, r0, r1, rb):
-    d = X.shape[1]
-    k = A.shape[0]
-    k4 = k - k % 4
-    z = X.dtype.type(0)
-    for b0 in range(r0, r1, rb):
-        b1 = min(b0 + rb, r1)
-        for j in range(0, k4, 4):
-            for i in range(b0, b1):
-                s0 = s1 = s2 = s3 = z
-                for t in range(d):
-                    x = X[i, t]
-                    s0 = _maxnum(s0, abs(x - A[j, t]))
-                    s1 = _maxnum(s1, abs(x - A[j + 1, t]))
-                    s2 = _maxnum(s2, abs(x - A[j + 2, t]))
-                    s3 = _maxnum(s3, abs(x - A[j + 3, t]))
-                out[i, j] = s0
-                out[i, j + 1] = s1
-                out[i, j + 2] = s2
-                out[i, j + 3] = s3
-        for j in range(k4, k):
-            for i in range(b0, b1):
-                s0 = z
-                for t in range(d):
-                    s0 = _maxnum(s0, abs(X[i, t] - A[j, t]))
-                out[i, j] = s0
+@numba.njit(inline="always")
+def _add(s, v):
+    return s + v
+
+
+@numba.njit(inline="always")
+def _max(s, v):
+    return _maxnum(s, v)
+
+
+l1 = _tile_kernel(_add)
+linf = _tile_kernel(_max)
 
 
 @numba.njit(**_OPTS)
