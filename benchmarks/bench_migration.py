@@ -15,14 +15,27 @@
     Cosine ranking, exact search (:func:`sklearn_latent.metrics.retention_report`).
 ``scale``
     Migrates an N x 384 float32 synthetic store (a .npy file, read in chunks)
-    into a FAISS flat index and a LanceDB table, each in a fresh process
+    into a FAISS flat index, a LanceDB table and a .npy file, each in a fresh process
     (peak resident memory: ``VmHWM``), against the floor of reading
     the store and one GEMM per chunk, repeated round-robin.
+``zeropair``
+    Calibration-free migration: :class:`~sklearn_latent.AnchorMatcher` aligns
+    the legacy and new embeddings of the calibration pool with their rows
+    shuffled independently (no pair known), then the same retention as
+    above with the map fitted on the pairs it found (and, as a second row,
+    ranked by CSLS); the share of found pairs that are right is reported.
+``plot``
+    The calibration curve (retention against calibration pairs, one line per
+    method) of a ``retention`` JSON, for docs/migration.md.
 ``latency``
     Query-side translation: ``ProcrustesTranslator.transform`` on 1 query and
     on batches, against the bare ``q @ W + b`` GEMM.
 
     python benchmarks/bench_migration.py retention --cache /work/cache/migration/austen
+    python benchmarks/bench_migration.py zeropair --cache /work/cache/real/tweets \
+        --pairs minilm-l3:minilm-l6
+    python benchmarks/bench_migration.py plot --out docs/images/migration_curve.png \
+        /tmp/bench_migration_retention.json
     python benchmarks/bench_migration.py scale --rows 1000000
     python benchmarks/bench_migration.py latency
 """
@@ -57,34 +70,19 @@ def machine():
 # retention
 # --------------------------------------------------------------------------
 def methods(n_cal):
-    """(name, ProcrustesTranslator kwargs): every method this version has.
+    """(name, ProcrustesTranslator kwargs): every method of the translator.
 
-    Ridge strength of "ridge": alpha = 0.1 * n (the statistics are sums over
-    n standardized rows), fixed before any result was seen; "lowrank" and
-    alpha="auto" join when the translator supports them.
+    "linear" is plain least squares (``alpha=0``); "ridge" is ``alpha = 0.1 * n``
+    (the statistics are sums over n standardized rows), fixed before any
+    result was seen; "ridge-auto" / "affine" / "lowrank-128" use the
+    translator's default ``alpha="auto"`` (generalized cross-validation).
     """
-    from sklearn_latent.functional import TRANSLATION_METHODS
-
-    out = [("orthogonal", {"method": "orthogonal"}), ("scaled", {"method": "scaled"}),
-           ("linear", {"method": "linear"}), ("ridge", {"method": "linear", "alpha": 0.1 * n_cal}),
-           ("affine", {"method": "affine"})]
-    if "lowrank" in TRANSLATION_METHODS:
-        out.append(("lowrank-128", {"method": "lowrank", "rank": 128}))
-    if _supports_auto_alpha():
-        out.append(("linear-auto", {"method": "linear", "alpha": "auto"}))
-    return out
-
-
-def _supports_auto_alpha():
-    from sklearn_latent import ProcrustesTranslator
-
-    try:
-        rng = np.random.default_rng(0)
-        ProcrustesTranslator("linear", alpha="auto").fit(rng.normal(size=(20, 3)),
-                                                         rng.normal(size=(20, 3)))
-        return True
-    except (TypeError, ValueError):
-        return False
+    return [("orthogonal", {"method": "orthogonal"}), ("scaled", {"method": "scaled"}),
+            ("linear", {"method": "linear", "alpha": 0.0}),
+            ("ridge", {"method": "linear", "alpha": 0.1 * n_cal}),
+            ("ridge-auto", {"method": "linear", "alpha": "auto"}),
+            ("affine", {"method": "affine", "alpha": "auto"}),
+            ("lowrank-128", {"method": "lowrank", "rank": 128, "alpha": "auto"})]
 
 
 def load_cache(cache):
@@ -201,6 +199,108 @@ def retention_markdown(result):
     return "\n".join(lines)
 
 
+def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
+    """Retention with 0 calibration pairs: AnchorMatcher on the shuffled pool."""
+    from sklearn_latent import AnchorMatcher, ProcrustesTranslator
+    from sklearn_latent.metrics import retention_report
+
+    _one_thread()
+    spaces, labels = load_cache(cache)
+    n = next(iter(spaces.values())).shape[0]
+    perm = np.random.default_rng(0).permutation(n)
+    n_q = min(N_QUERIES, (n - POOL) // 3)
+    pool, queries, corpus = perm[:POOL], perm[POOL : POOL + n_q], perm[POOL + n_q :]
+    names = sorted(spaces)
+    pairs = pairs or [(a, b) for a in names for b in names if a != b]
+    rows = []
+    for legacy_name, new_name in pairs:
+        L, Nw = spaces[legacy_name], spaces[new_name]
+        # the two sides listed in unrelated orders: no pair is known
+        shuffle = np.random.default_rng(1).permutation(POOL)
+        t0, c0 = time.perf_counter(), time.process_time()
+        m = AnchorMatcher(n_centroids=n_centroids, n_runs=n_runs, random_state=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(L[pool], Nw[pool[shuffle]])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        found = m.matched_pairs_
+        correct = float(np.mean(shuffle[found[:, 1]] == found[:, 0]))
+        fwd = m.translator_
+        bwd = ProcrustesTranslator("orthogonal").fit(Nw[pool[shuffle]][found[:, 1]],
+                                                      L[pool][found[:, 0]])
+        row = {"legacy": legacy_name, "new": new_name, "n_cal": 0, "method": "zero-pair",
+               "n_found": int(len(found)), "correct": correct, "fit_wall_s": wall,
+               "fit_cpu_s": cpu, "n_centroids": m.n_centroids_,
+               "warnings": [str(w.message)[:200] for w in caught]}
+        for csls in (None, 10):
+            common = dict(queries_legacy=L[queries], corpus_translator=fwd,
+                          query_translator=bwd, k=K, csls=csls)
+            tag = "" if csls is None else "csls_"
+            r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common)
+            r1 = retention_report(Nw[queries], Nw[corpus], L[corpus], **common, n_relevant=1)
+            for s_ in ("translated_corpus", "translated_queries"):
+                row[f"{tag}{s_}/recall"] = r.retention(s_, "recall")
+                row[f"{tag}top1_{s_}/recall"] = r1.retention(s_, "recall")
+            if labels is not None:
+                rl = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
+                                      query_labels=labels[queries],
+                                      corpus_labels=labels[corpus])
+                for s_ in ("translated_corpus", "translated_queries"):
+                    row[f"{tag}label_{s_}/recall"] = rl.retention(s_, "recall")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    result = {"machine": machine(), "cache": str(cache), "n_queries": int(n_q),
+              "n_corpus": int(corpus.size), "rows": rows}
+    Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def zeropair_markdown(result):
+    lines = ["\n| pair | pairs found | share correct | fit CPU s (wall) | reading | corpus | "
+             "queries | corpus, CSLS-10 | queries, CSLS-10 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        for prefix, name in (("", "top-10 overlap"), ("top1_", "top-1 in top-10"),
+                             ("label_", "labels")):
+            if f"{prefix}translated_corpus/recall" not in r:
+                continue
+            cells = [f"{r[f'{tag}{prefix}{s}/recall']:.3f}" for tag in ("", "csls_")
+                     for s in ("translated_corpus", "translated_queries")]
+            lines.append(f"| {r['legacy']} -> {r['new']} | {r['n_found']} | {r['correct']:.3f} "
+                         f"| {r['fit_cpu_s']:.0f} ({r['fit_wall_s']:.0f}) | {name} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(result, out, reading="top1_", legacy=None, new=None):
+    """Calibration curve: retention of the translated corpus against calibration pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    legacy = legacy or rows[0]["legacy"]
+    new = new or rows[0]["new"]
+    sub = [r for r in rows if (r["legacy"], r["new"]) == (legacy, new)]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for m in dict.fromkeys(r["method"] for r in sub):
+        pts = sorted((r["n_cal"], r[f"{reading}translated_corpus/recall"])
+                     for r in sub if r["method"] == m)
+        ax.plot(*zip(*pts), marker="o", label=m)
+    ax.axhline(sub[0][f"{reading}legacy/recall"], color="gray", ls="--",
+               label="legacy model alone")
+    ax.set_xscale("log")
+    ax.set_xticks(SIZES, [str(x) for x in SIZES])
+    ax.set_xlabel("calibration pairs")
+    ax.set_ylabel("Recall@10 retention")
+    ax.set_title(f"{legacy} -> {new}, translated corpus" + (
+        ", re-embedding's top-1 as relevant" if reading == "top1_" else ""), fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
 # --------------------------------------------------------------------------
 # scale
 # --------------------------------------------------------------------------
@@ -246,7 +346,7 @@ def scale(rows, out, repeats=2, chunk=65_536, dim=384):
     del store
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(Path(__file__).parents[1]))
     targets = {"floor": folder / "none", "faiss": folder / "new.faiss",
-               "lancedb": folder / "db" / "new.lance"}
+               "lancedb": folder / "db" / "new.lance", "npy": folder / "new.npy"}
     (folder / "db").mkdir()
     runs = {m: [] for m in targets}
     for _ in range(repeats):
@@ -324,7 +424,11 @@ def latency_markdown(result):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("retention", "scale", "latency"))
+    p.add_argument("what", choices=("retention", "zeropair", "plot", "scale", "latency"))
+    p.add_argument("json", nargs="?", help="plot: the retention JSON")
+    p.add_argument("--n-centroids", default="auto",
+                   help="zeropair: AnchorMatcher n_centroids ('auto' or an int)")
+    p.add_argument("--n-runs", type=int, default=30, help="zeropair: AnchorMatcher n_runs")
     p.add_argument("--cache", default="/work/cache/migration/austen")
     p.add_argument("--pairs", default=None, help="LEGACY:NEW,... (default: every ordered pair)")
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -335,6 +439,12 @@ def main(argv=None):
     if args.what == "retention":
         pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
         print(retention_markdown(retention(args.cache, out, pairs)))
+    elif args.what == "zeropair":
+        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
+        nc = args.n_centroids if args.n_centroids == "auto" else int(args.n_centroids)
+        print(zeropair_markdown(zeropair(args.cache, out, pairs, nc, args.n_runs)))
+    elif args.what == "plot":
+        print(plot(json.loads(Path(args.json).read_text()), args.out or "migration_curve.png"))
     elif args.what == "scale":
         print(scale_markdown(scale(args.rows, out, args.repeats)))
     else:

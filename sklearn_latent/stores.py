@@ -8,7 +8,8 @@ chunk by chunk, ids and metadata kept (:func:`migrate_store`):
   ``.index`` files (FAISS flat, IVF-flat and HNSW-flat indexes, inner
   product or L2, optionally wrapped in ``IndexIDMap``/``IndexIDMap2``),
   LanceDB tables given as ``DB_DIR/TABLE.lance`` (embedded, no server) and
-  ``.npy`` / ``.npz`` embedding files (read only);
+  ``.npy`` / ``.npz`` embedding files (a ``.npy`` destination keeps custom
+  ids in ``NAME.ids.npy`` beside it);
 * every store reads ``(ids, vectors, metadata)`` chunks
   (:meth:`VectorStore.read_chunks`), looks rows up by id
   (:meth:`VectorStore.get`) and answers k-nearest-neighbour queries
@@ -16,7 +17,9 @@ chunk by chunk, ids and metadata kept (:func:`migrate_store`):
 * a migration writes its destination under a temporary name next to it and
   renames it into place only when every chunk is written, so a migration
   killed midway never leaves a half-written destination (an existing one is
-  untouched) and is simply run again.
+  untouched) and is simply run again; with ``resume=True`` a LanceDB or
+  ``.npy`` destination continues from the chunks already written (a FAISS
+  index, built in memory, restarts).
 
 FAISS (``pip install sklearn-latent[faiss]``) and LanceDB
 (``pip install sklearn-latent[lancedb]``) are imported only when used.
@@ -135,12 +138,15 @@ class VectorStore:
 
 
 # --------------------------------------------------------------------------
-# numpy files (sources only)
+# numpy files
 # --------------------------------------------------------------------------
 class NumpyStore(VectorStore):
-    """A ``.npy`` file of vectors (ids = row numbers) or a ``.npz`` with ``vectors`` and ``ids``.
+    """A ``.npy`` file of vectors or a ``.npz`` with ``vectors`` and ``ids``.
 
-    ``.npy`` files are memory-mapped, so reading is bounded by the chunk.
+    The ids of ``NAME.npy`` are those of ``NAME.ids.npy`` beside it when
+    that file exists (a migration into a ``.npy`` file writes it when the
+    source's ids are not the row numbers), else the row numbers.  ``.npy``
+    files are memory-mapped, so reading is bounded by the chunk.
     """
 
     kind = "numpy"
@@ -156,7 +162,8 @@ class NumpyStore(VectorStore):
                 self._ids = z["ids"] if "ids" in z else None
         else:
             self._vectors = np.load(self.path, mmap_mode="r")
-            self._ids = None
+            ids_path = _ids_path(self.path)
+            self._ids = np.load(ids_path) if ids_path.exists() else None
         if self._vectors.ndim != 2:
             raise ValueError(f"{self.path} must hold a 2-D array; got {self._vectors.shape}.")
         self.n_rows, self.dim = self._vectors.shape
@@ -207,6 +214,106 @@ class NumpyStore(VectorStore):
         scores, rows = search_top_k(np.asarray(queries, np.float32), self._vectors, k,
                                     metric=metric)
         return scores, np.asarray(self.ids())[rows]
+
+
+def _ids_path(path):
+    """``NAME.ids.npy`` beside ``NAME.npy``: the ids of a ``.npy`` store."""
+    path = Path(path)
+    return path.with_name(path.stem + ".ids.npy")
+
+
+class _NumpyWriter:
+    """Writes translated chunks into a preallocated ``.npy`` memmap, with a progress file.
+
+    After each chunk the vectors and ids are flushed and then the progress
+    file (rows done) is replaced atomically, so a killed run leaves a partial
+    whose progress never counts a row that was not written.
+    """
+
+    def __init__(self, path, dim, n_rows, source):
+        self.path, self.dim, self.n_rows, self.source = Path(path), dim, n_rows, str(source)
+        self._vectors = self._ids = None
+        self._pos = 0
+
+    @staticmethod
+    def partial_files(tmp):
+        return tmp, _ids_path(tmp), tmp.with_name(tmp.stem + ".json")
+
+    def _state(self):
+        return {"source": self.source, "n_rows": self.n_rows, "dim": self.dim,
+                "rows_done": self._pos}
+
+    def _save_state(self):
+        import json
+
+        progress = self.partial_files(self._tmp)[2]
+        scratch = progress.with_name(progress.name + ".tmp")
+        scratch.write_text(json.dumps(self._state()))
+        os.replace(scratch, progress)
+
+    def open(self, tmp, resume):
+        """Start a new partial, or reopen a leftover one; returns the rows already written."""
+        import json
+
+        self._tmp = tmp
+        vec_path, ids_path, progress = self.partial_files(tmp)
+        if resume and progress.exists() and vec_path.exists() and ids_path.exists():
+            try:
+                state = json.loads(progress.read_text())
+            except ValueError:
+                state = None
+            if state is not None and {k: state.get(k) for k in ("source", "n_rows", "dim")} == {
+                k: v for k, v in self._state().items() if k != "rows_done"
+            }:
+                self._vectors = np.lib.format.open_memmap(vec_path, mode="r+")
+                self._ids = np.lib.format.open_memmap(ids_path, mode="r+")
+                self._pos = int(state["rows_done"])
+                return self._pos
+        for p in (vec_path, ids_path, progress):
+            _remove(p)
+        self._vectors = np.lib.format.open_memmap(
+            vec_path, mode="w+", dtype=np.float32, shape=(self.n_rows, self.dim))
+        self._ids = np.lib.format.open_memmap(ids_path, mode="w+", dtype=np.int64,
+                                              shape=(self.n_rows,))
+        self._pos = 0
+        self._save_state()
+        return 0
+
+    def first(self):
+        """(id, vector) of the first row written, or None."""
+        return (self._ids[0], np.array(self._vectors[0])) if self._pos else None
+
+    def write(self, chunk):
+        ids = np.asarray(chunk.ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"a .npy destination needs integer ids; got ids of dtype {ids.dtype}.")
+        stop = self._pos + len(ids)
+        if stop > self.n_rows:
+            raise ValueError(f"the source yielded more than its {self.n_rows} rows.")
+        self._vectors[self._pos : stop] = chunk.vectors
+        self._ids[self._pos : stop] = ids
+        self._vectors.flush()
+        self._ids.flush()
+        self._pos = stop
+        self._save_state()
+
+    def commit(self, tmp):
+        if self._pos != self.n_rows:
+            raise ValueError(f"the source yielded {self._pos} rows, not {self.n_rows}.")
+        ids = np.array(self._ids)
+        self._vectors = self._ids = None  # close the memmaps before renaming
+        _, ids_path, progress = self.partial_files(tmp)
+        _remove(progress)
+        if np.array_equal(ids, np.arange(self.n_rows)):
+            _remove(ids_path)
+
+    def install(self, tmp, destination):
+        """Move the ids file into place, then the vectors (the commit point)."""
+        _, ids_path, _ = self.partial_files(tmp)
+        _remove(_ids_path(destination))
+        if ids_path.exists():
+            os.replace(ids_path, _ids_path(destination))
+        os.replace(tmp, destination)
 
 
 # --------------------------------------------------------------------------
@@ -349,6 +456,11 @@ class _FaissWriter:
         # IVF centroids are trained on the first rows (FAISS asks for ~39 per list)
         self._train_rows = train_rows or 40 * self.params.get("nlist", 100)
 
+    def open(self, tmp, resume):
+        """A FAISS index is built in memory: a leftover cannot be continued, restart."""
+        _remove(tmp)
+        return 0
+
     def _add(self, ids, vectors):
         self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32),
                                  np.ascontiguousarray(ids, np.int64))
@@ -454,9 +566,30 @@ class _LanceWriter:
         self.vector_column, self.id_column = vector_column, id_column
         self._table = None
 
-    def open(self, tmp):
+    def open(self, tmp, resume):
+        """Connect; reopen a leftover partial table with ``resume``. Returns the rows in it.
+
+        Each chunk is one LanceDB ``add``, an atomic commit of a new table
+        version, so a killed run leaves a table of whole chunks.
+        """
         db_dir, name = _split_lance_path(tmp)
-        self._db, self._name = self.lancedb.connect(str(db_dir)), name
+        self._db, self._name, self._table = self.lancedb.connect(str(db_dir)), name, None
+        if resume and tmp.is_dir():
+            try:
+                self._table = self._db.open_table(name)
+                return int(self._table.count_rows())
+            except Exception:  # an unreadable leftover (killed before its first commit)
+                self._table = None
+        _remove(tmp)
+        return 0
+
+    def first(self):
+        if self._table is None or self._table.count_rows() == 0:
+            return None
+        row = self._table.head(1)
+        vec = row.column(self.vector_column).combine_chunks()
+        return (row.column(self.id_column)[0].as_py(),
+                vec.values.to_numpy(zero_copy_only=False)[: self.dim].astype(np.float32))
 
     def write(self, chunk):
         import pyarrow as pa
@@ -559,6 +692,20 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="row", unit_scale=True)
 
 
+def _skip_rows(chunks, n_skip):
+    """The chunks after the first ``n_skip`` rows (a chunk straddling the boundary is sliced)."""
+    for chunk in chunks:
+        m = len(chunk.ids)
+        if n_skip >= m:
+            n_skip -= m
+            continue
+        if n_skip:
+            meta = None if chunk.metadata is None else chunk.metadata.slice(n_skip)
+            chunk = StoreChunk(chunk.ids[n_skip:], chunk.vectors[n_skip:], meta)
+            n_skip = 0
+        yield chunk
+
+
 def migrate_store(
     source,
     destination,
@@ -571,6 +718,7 @@ def migrate_store(
     normalize="auto",
     chunk_size=DEFAULT_CHUNK_SIZE,
     overwrite=False,
+    resume=False,
     progress=False,
 ):
     """Translate every vector of a store into a new model's space and write a new store.
@@ -581,23 +729,31 @@ def migrate_store(
     translated vectors with the same ids (and LanceDB metadata columns) to
     ``destination``.  Memory is one chunk plus what the destination keeps in
     memory (a FAISS index is built in memory and written at the end; a
-    LanceDB table is appended to on disk chunk by chunk).
+    LanceDB table is appended to on disk chunk by chunk; a ``.npy`` file is
+    written through a memory map).
 
-    The destination is written as ``destination + ".partial"`` and renamed
-    into place only after the last chunk, so an interrupted migration
-    (exception, kill) never leaves a half-written destination, and an
-    existing destination stays intact until the new one is complete; the
-    leftover ``.partial`` is replaced by the next run.
+    The destination is written as a partial store beside it
+    (``NAME.faiss.partial``, ``TABLE.partial.lance``, ``NAME.partial.npy``)
+    and renamed into place only after the last chunk, so an interrupted
+    migration (exception, kill) never leaves a half-written destination, and
+    an existing destination stays intact until the new one is complete.
+    The next run replaces the leftover partial, or, with ``resume=True``,
+    continues it: a LanceDB table holds whole chunks (one atomic commit
+    each) and a ``.npy`` partial records the rows flushed after each chunk,
+    so only the rest of the source is translated.  A FAISS index is built in
+    memory and written once, so a FAISS destination always restarts.
 
     Parameters
     ----------
     source : VectorStore or path
         See :func:`open_store`.
     destination : path
-        ``*.faiss`` / ``*.index`` or ``DB_DIR/TABLE.lance``.
+        ``*.faiss`` / ``*.index``, ``DB_DIR/TABLE.lance`` or ``*.npy``
+        (vectors; custom integer ids go to ``NAME.ids.npy`` beside it;
+        LanceDB metadata columns are not kept).
     translator : fitted transformer
         ``transform`` maps ``(m, source.dim)`` to ``(m, d_new)``.
-    kind : {"faiss", "lancedb"} or None
+    kind : {"faiss", "lancedb", "numpy"} or None
         Destination kind (default: from its suffix).
     metric : {"ip", "cosine", "l2"} or None
         Destination metric (default: the source's; ``"cosine"`` is written
@@ -614,6 +770,12 @@ def migrate_store(
     chunk_size : int, default=65536
     overwrite : bool, default=False
         Replace an existing destination (only once the new one is complete).
+    resume : bool, default=False
+        Continue a leftover partial LanceDB or ``.npy`` destination of an
+        interrupted run instead of starting over.  The leftover is checked
+        against this run (same source size and width, same first id, and its
+        first vector equal to this translator's output); one that does not
+        match is replaced, with a warning.
     progress : bool, default=False
         A tqdm progress bar when tqdm is installed.
 
@@ -633,8 +795,8 @@ def migrate_store(
     >>> folder = tempfile.mkdtemp()
     >>> np.save(os.path.join(folder, "old.npy"), old.astype(np.float32))
     >>> t = ProcrustesTranslator().fit(old[:100], new[:100])
-    >>> store = migrate_store(os.path.join(folder, "old.npy"),      
-    ...                       os.path.join(folder, "new.faiss"), t, chunk_size=128)
+    >>> store = migrate_store(os.path.join(folder, "old.npy"),
+    ...                       os.path.join(folder, "new.npy"), t, chunk_size=128)
     >>> store.n_rows, store.dim
     (500, 8)
     """
@@ -646,6 +808,8 @@ def migrate_store(
         raise ValueError(f"chunk_size={chunk_size!r} must be a positive int.")
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize={normalize!r}; expected 'auto', True or False.")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be a bool; got {resume!r}.")
     metric = metric if metric is not None else source.metric
     if metric is not None and metric not in STORE_METRICS:
         raise ValueError(f"metric={metric!r}; expected one of {STORE_METRICS}.")
@@ -656,17 +820,16 @@ def migrate_store(
         )
     destination = Path(destination)
     dest_kind = _kind_of(destination, kind)
-    if dest_kind == "numpy":
-        raise ValueError("numpy files are sources only; write a .faiss file or a LanceDB table.")
     if destination.resolve() == Path(source.path).resolve():
         raise ValueError(f"destination {destination} is the source; write a new store.")
+    if dest_kind == "numpy" and destination.suffix != ".npy":
+        raise ValueError(f"a numpy destination is a .npy file; got {str(destination)!r}.")
     if destination.exists() and not overwrite:
         raise FileExistsError(f"{destination} exists; pass overwrite=True to replace it.")
     if dest_kind == "faiss":
         tmp = destination.with_name(destination.name + PARTIAL_SUFFIX)
     else:
-        tmp = destination.with_name(destination.stem + PARTIAL_SUFFIX + ".lance")
-    _remove(tmp)  # a leftover of an interrupted run
+        tmp = destination.with_name(destination.stem + PARTIAL_SUFFIX + destination.suffix)
 
     chunks = source.read_chunks(chunk_size)
     first = next(chunks, None)
@@ -674,7 +837,15 @@ def migrate_store(
         raise ValueError(f"{source.path} is empty: nothing to migrate.")
     if normalize == "auto":
         normalize = metric == "cosine" or (metric == "ip" and _unit_norm(first.vectors))
-    probe = np.asarray(translator.transform(first.vectors[:1]))
+
+    def translate(vectors):
+        out = np.asarray(translator.transform(vectors), dtype=np.float32)
+        if normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.where(norms > 0, norms, 1)
+        return out
+
+    probe = translate(first.vectors[:1])
     dim = probe.shape[1]
     if dest_kind == "faiss":
         if index_type is None:
@@ -683,39 +854,58 @@ def migrate_store(
             index_params = getattr(source, "params", {}) if source.kind == "faiss" else {}
         writer = _FaissWriter(destination, dim, "l2" if metric == "l2" else "ip",
                               index_type, index_params)
-    else:
+    elif dest_kind == "lancedb":
         writer = _LanceWriter(destination, dim)
-        writer.open(tmp)
+    else:
+        writer = _NumpyWriter(destination, dim, source.n_rows, Path(source.path).resolve())
+    done = writer.open(tmp, resume)
+    if done:
+        head = writer.first()
+        same = (head is not None and np.asarray(head[0]) == np.asarray(first.ids[0])
+                and np.allclose(head[1], probe[0], rtol=1e-4, atol=1e-5)
+                and done <= source.n_rows)
+        if not same:
+            import warnings
+
+            warnings.warn(f"{tmp} was left by a migration of another source or translator; "
+                          "starting over.", stacklevel=2)
+            done = writer.open(tmp, False)
     bar = _progress(source.n_rows, progress, f"migrate {source.path.name}")
+    if bar is not None and done:
+        bar.update(done)
 
     def process(chunk):
-        out = np.asarray(translator.transform(chunk.vectors), dtype=np.float32)
-        if normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            out = out / np.where(norms > 0, norms, 1)
-        writer.write(StoreChunk(chunk.ids, out, chunk.metadata))
+        writer.write(StoreChunk(chunk.ids, translate(chunk.vectors), chunk.metadata))
         if bar is not None:
             bar.update(len(chunk.ids))
 
+    def all_chunks():
+        yield first
+        yield from chunks
+
     try:
-        process(first)
-        for chunk in chunks:
+        for chunk in _skip_rows(all_chunks(), done):
             process(chunk)
         writer.commit(tmp)
+        install = getattr(writer, "install", lambda t, d: os.replace(t, d))
         if destination.exists():  # overwrite: swap only now that the new store is complete
             old = destination.with_name(destination.name + ".old")
             _remove(old)
             os.replace(destination, old)
-            os.replace(tmp, destination)
+            install(tmp, destination)
             _remove(old)
         else:
-            os.replace(tmp, destination)
+            install(tmp, destination)
     except BaseException:
-        _remove(tmp)
+        if not resume or dest_kind == "faiss":
+            for p in (writer.partial_files(tmp) if dest_kind == "numpy" else (tmp,)):
+                _remove(p)
         raise
     finally:
         if bar is not None:
             bar.close()
     if dest_kind == "faiss":
         return FaissStore(destination)
+    if dest_kind == "numpy":
+        return NumpyStore(destination, metric=metric)
     return LanceStore(destination, metric=metric)

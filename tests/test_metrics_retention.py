@@ -35,6 +35,34 @@ def test_search_top_k_matches_brute_force(backend, rng, metric, batch_size):
                                rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_search_top_k_csls_matches_brute_force(backend, rng, batch_size):
+    Q, C = rng.normal(size=(13, 5)), rng.normal(size=(101, 5)) + 0.3
+    _, S = _brute(Q, C, 1, "cosine")
+    r_q = np.sort(S, axis=1)[:, -4:].mean(axis=1)  # each query's 4 nearest corpus rows
+    r_c = np.sort(S, axis=0)[-4:].mean(axis=0)  # each corpus row's 4 nearest queries
+    csls = 2 * S - r_q[:, None] - r_c[None, :]
+    ref = np.argsort(-csls, axis=1, kind="stable")[:, :6]
+    values, idx = search_top_k(backend.asarray(Q), backend.asarray(C), 6, csls=4,
+                               batch_size=batch_size)
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_allclose(values, np.take_along_axis(csls, ref, axis=1), rtol=1e-6,
+                               atol=1e-6)
+    assert (idx != _brute(Q, C, 6, "cosine")[0]).any()  # CSLS ranks differently here
+
+
+def test_csls_demotes_a_hub():
+    """A corpus row near every query (a hub) tops plain cosine more often than CSLS."""
+    rng = np.random.default_rng(0)
+    hub = np.eye(8)[:1]
+    Q = rng.normal(size=(40, 8)) + 3 * hub  # queries share a direction; row 40 is along it
+    C = np.vstack([Q + 1.5 * rng.normal(size=Q.shape), hub])
+    plain = search_top_k(Q, C, 1)[1][:, 0]
+    hubbed = search_top_k(Q, C, 1, csls=5)[1][:, 0]
+    assert (plain == 40).mean() > (hubbed == 40).mean()
+    assert (hubbed == np.arange(40)).mean() > (plain == np.arange(40)).mean()
+
+
 def test_search_top_k_transform_applies_per_chunk(rng):
     C = rng.normal(size=(90, 4))
     R = np.linalg.qr(rng.normal(size=(4, 4)))[0]
@@ -130,6 +158,10 @@ def test_report_table_frame_and_pickle(rng):
     assert "translated_corpus" in str(r) and "recall@k" in str(r)
     assert pickle.loads(pickle.dumps(r)) == r
     assert isinstance(r, RetentionReport)
+    c = retention_report(new[250:], new[100:250], legacy[100:250], corpus_translator=t, k=3,
+                         csls=5)
+    assert c.csls == 5 and "ranked by CSLS-5" in str(c) and r.csls is None
+    assert c.scores["ceiling"] == r.scores["ceiling"]  # the ceiling keeps plain cosines
 
 
 def test_retention_bad_input(rng):
@@ -144,6 +176,10 @@ def test_retention_bad_input(rng):
         retention_report(Q, C, L[:-1], corpus_translator=t)
     with pytest.raises(ValueError, match="k=0"):
         retention_report(Q, C, L, corpus_translator=t, k=0)
+    with pytest.raises(ValueError, match="csls must be None or a positive int"):
+        retention_report(Q, C, L, corpus_translator=t, csls=0)
+    with pytest.raises(ValueError, match="needs metric='cosine'"):
+        search_top_k(Q, C, 3, metric="dot", csls=3)
     with pytest.raises(ValueError, match="n_relevant=0"):
         retention_report(Q, C, L, corpus_translator=t, n_relevant=0)
     with pytest.raises(ValueError, match="metric"):

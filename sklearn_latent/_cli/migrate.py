@@ -80,6 +80,9 @@ def _calibration_options(p):
                         "retention; 0 skips the report; default: 0.2")
     g.add_argument("--k", type=_positive_int, default=10,
                    help="cut-off of Recall@k etc.; default: 10")
+    g.add_argument("--csls", type=_positive_int, default=None, metavar="K",
+                   help="rank the translated settings of the retention report by CSLS with "
+                        "K neighbours (cosine only; can undo hubness of the map)")
     g.add_argument("--metric", choices=("ip", "cosine", "l2"), default=None,
                    help="similarity of the index; default: the source store's (cosine when "
                         "it records none)")
@@ -92,9 +95,9 @@ def add_parser(subparsers):
         description="Fit a translator legacy -> new on calibration pairs, report retrieval "
                     "retention on held-out pairs, and translate every vector of --source "
                     "(FAISS .faiss/.index, LanceDB DB_DIR/TABLE.lance, or .npy/.npz) into "
-                    "--dest (FAISS or LanceDB) chunk by chunk, keeping ids and metadata. The "
-                    "destination appears only when complete (a killed run leaves no half-"
-                    "written store; run it again). Example:\n  sklearn-latent migrate "
+                    "--dest (FAISS, LanceDB or .npy) chunk by chunk, keeping ids and metadata. "
+                    "The destination appears only when complete (a killed run leaves no half-"
+                    "written store; run it again, with --resume to continue). Example:\n  sklearn-latent migrate "
                     "--source old.faiss --dest new.faiss --calib-legacy a.npy --calib-new "
                     "b.npy --progress",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -107,6 +110,9 @@ def add_parser(subparsers):
     m.add_argument("--chunk-size", type=_positive_int, default=65_536, metavar="N",
                    help="rows read, translated and written at a time; default: 65536")
     m.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
+    m.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its leftover partial destination "
+                        "(LanceDB tables and .npy files; a FAISS index restarts)")
     m.add_argument("--report", metavar="FILE.csv", help="also write the retention report")
     m.add_argument("--progress", action="store_true", help="progress bar (needs tqdm)")
     m.set_defaults(run=run, parser=m)
@@ -246,10 +252,13 @@ def _fit_and_report(args, legacy, new, metric):
     if args.holdout == 0:
         return forward, None, fit.size
     backward = _make_translator(args).fit(new[fit], legacy[fit])
+    search_metric = {"ip": "dot", "l2": "euclidean"}.get(metric, "cosine")
+    if args.csls is not None and search_metric != "cosine":
+        raise ValueError(f"--csls ranks by cosines; the index is searched by {metric}.")
     report = retention_report(
         new[queries], new[corpus], legacy[corpus], queries_legacy=legacy[queries],
         corpus_translator=forward, query_translator=backward, k=args.k,
-        metric={"ip": "dot", "l2": "euclidean"}.get(metric, "cosine"),
+        metric=search_metric, csls=args.csls,
     )
     return forward, report, fit.size
 
@@ -315,7 +324,8 @@ def _migrate(args, out):
             _write_report(report, args.report)
     dest = migrate_store(source, args.dest, translator, metric=metric,
                          index_type=args.index_type, chunk_size=args.chunk_size,
-                         overwrite=args.overwrite, progress=args.progress)
+                         overwrite=args.overwrite, resume=args.resume,
+                         progress=args.progress)
     print(f"wrote {dest.n_rows} vectors ({dest.dim}-d, {dest.metric or metric}) to {args.dest}",
           file=out)
     return 0

@@ -50,6 +50,9 @@ class RetentionReport:
         (the old model on both sides), ``"translated_queries"`` (new queries
         translated into the legacy index) and ``"translated_corpus"``
         (legacy corpus translated, searched by new queries).
+    csls : int or None
+        Neighbours of the CSLS ranking of the translated settings (None:
+        plain similarity).
 
     Examples
     --------
@@ -64,6 +67,7 @@ class RetentionReport:
     n_queries: int
     n_corpus: int
     scores: dict = field(default_factory=dict)
+    csls: object = None
 
     def retention(self, setting, score="recall"):
         """``scores[setting][score] / scores["ceiling"][score]`` (NaN when the ceiling is 0)."""
@@ -94,7 +98,8 @@ class RetentionReport:
     def __str__(self):
         head = (
             f"retrieval at k={self.k} ({self.relevance} relevance, {self.n_queries} queries, "
-            f"{self.n_corpus} corpus rows)"
+            f"{self.n_corpus} corpus rows"
+            f"{'' if self.csls is None else f', translated settings ranked by CSLS-{self.csls}'})"
         )
         lines = [head, f"{'setting':<20}" + "".join(f"{m + '@k':>9}{'ret.':>7}" for m in _SCORES)]
         for s in RETENTION_SETTINGS:
@@ -129,13 +134,33 @@ def _corpus_chunks(corpus, translator, step, device, dtype):
         yield start, to_tensor(block, device, dtype)
 
 
-def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_size=None):
+def _check_csls(csls, metric):
+    if csls is None:
+        return None
+    if isinstance(csls, bool) or not isinstance(csls, numbers.Integral) or csls < 1:
+        raise ValueError(f"csls must be None or a positive int (neighbours), got {csls!r}.")
+    if metric != "cosine":
+        raise ValueError(f"csls ranks by cosines; it needs metric='cosine', got {metric!r}.")
+    return int(csls)
+
+
+def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_size=None,
+                 csls=None):
     """Exact top-``k`` corpus rows of each query, by a running merge over corpus chunks.
 
     Equal to sorting the full ``(n_queries, n_corpus)`` score matrix, which
     is never formed: memory is ``O(n_queries * (k + batch_size))``.  Each
     corpus chunk is read once (a read-only memmap is fine) and, when
     ``transform`` is given, translated on the fly.
+
+    With ``csls`` (a number of neighbours), corpus rows are ranked by CSLS
+    (Conneau et al., 2018), ``2 cos(q, c) - r(c) - r(q)``, which penalizes
+    *hubs* (translated rows close to every query): ``r(c)`` is the mean
+    cosine of corpus row ``c`` to its ``csls`` most similar queries *of this
+    batch*, ``r(q)`` that of query ``q`` to its ``csls`` most similar corpus
+    rows.  The hubness of a corpus row is measured against the queries
+    given, so search a representative batch of queries (hundreds), not one;
+    still one pass over the corpus.
 
     Parameters
     ----------
@@ -152,12 +177,15 @@ def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_s
         :class:`~sklearn_latent.ProcrustesTranslator`).
     batch_size : int or None
         Corpus rows per chunk (default: about 4 M scores per chunk).
+    csls : int or None, default=None
+        Rank by CSLS with this many neighbours in the hubness terms (needs
+        ``metric="cosine"``); None: plain ``metric``.
 
     Returns
     -------
     scores : ndarray of shape (n_queries, k)
         Cosine or inner product, or squared euclidean distance for
-        ``"euclidean"``; best first.
+        ``"euclidean"``, or the CSLS score; best first.
     indices : ndarray of int64, shape (n_queries, k)
         Corpus rows.
 
@@ -168,8 +196,12 @@ def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_s
     >>> corpus = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
     >>> search_top_k([[1.0, 0.2]], corpus, 2, batch_size=1)[1]
     array([[0, 2]])
+    >>> search_top_k([[1.0, 0.2], [0.9, 0.3]], corpus, 2, csls=1)[1]
+    array([[0, 2],
+           [0, 2]])
     """
     metric = check_option(metric, "metric", SEARCH_METRICS)
+    csls = _check_csls(csls, metric)
     queries = check_input(None, queries, reset=False, input_name="queries")
     corpus = check_input(None, corpus, reset=False, input_name="corpus")
     n_corpus = corpus.shape[0]
@@ -180,7 +212,7 @@ def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_s
     dtype = torch.float64 if torch_dtype(queries) == torch.float64 else torch.float32
     Q = _search_operands(to_tensor(queries, device, dtype), metric, "q")
     step = batch_size or max(32, _BLOCK_ELEMENTS // max(1, Q.shape[0]))
-    values = indices = None
+    values = indices = r_q = r_q_idx = None
     for start, C in _corpus_chunks(corpus, transform, step, device, dtype):
         if C.shape[1] != queries.shape[1]:
             raise ValueError(
@@ -188,7 +220,13 @@ def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_s
                 f"{' (after transform)' if transform is not None else ''} has {C.shape[1]}."
             )
         S = Q @ _search_operands(C, metric, "c").T
+        if csls is not None:  # CSLS: 2 cos - r(c) - r(q); r(q) from a running top-csls
+            r_q, r_q_idx = F._merge_topk(r_q, r_q_idx, S, start, csls)
+            r_c = torch.topk(S, min(csls, S.shape[0]), dim=0).values.mean(dim=0)
+            S = 2 * S - r_c[None, :]
         values, indices = F._merge_topk(values, indices, S, start, k)
+    if csls is not None:
+        values = values - r_q.mean(dim=1, keepdim=True)
     if metric == "euclidean":
         q2 = (Q[:, :-1].to(torch.float64) ** 2).sum(dim=1, keepdim=True)
         values = (q2 - values.to(torch.float64)).clamp_min(0).to(dtype)
@@ -251,6 +289,7 @@ def retention_report(
     n_relevant=None,
     metric="cosine",
     batch_size=None,
+    csls=None,
 ):
     """Retrieval retention of an embedding migration against re-embedding.
 
@@ -303,6 +342,11 @@ def retention_report(
         Ranking used by every setting (the index's metric).
     batch_size : int or None
         Corpus rows per search chunk.
+    csls : int or None, default=None
+        Rank the *translated* settings by CSLS with this many neighbours
+        (:func:`search_top_k`; needs ``metric="cosine"``), which can undo
+        the hubness a map introduces; the ceiling and legacy settings keep
+        plain cosines.
 
     Returns
     -------
@@ -328,6 +372,7 @@ def retention_report(
     (1.0, True)
     """
     metric = check_option(metric, "metric", SEARCH_METRICS)
+    csls = _check_csls(csls, metric)
     if corpus_translator is None and query_translator is None:
         raise ValueError(
             "retention_report needs corpus_translator (legacy -> new) or query_translator "
@@ -368,9 +413,9 @@ def retention_report(
     if (query_labels is None) != (corpus_labels is None):
         raise ValueError("query_labels and corpus_labels go together: give both or neither.")
 
-    def search(Q, C, transform=None, top=k):
+    def search(Q, C, transform=None, top=k, hub=None):
         return search_top_k(Q, C, top, metric=metric, transform=transform,
-                            batch_size=batch_size)[1]
+                            batch_size=batch_size, csls=hub)[1]
 
     ceiling = search(queries_new, corpus_new, top=max(k, int(n_relevant)))
     found = {"ceiling": ceiling[:, :k]}
@@ -378,10 +423,11 @@ def retention_report(
         found["legacy"] = search(queries_legacy, corpus_legacy)
     if query_translator is not None:
         found["translated_queries"] = search(
-            query_translator.transform(queries_new), corpus_legacy
+            query_translator.transform(queries_new), corpus_legacy, hub=csls
         )
     if corpus_translator is not None:
-        found["translated_corpus"] = search(queries_new, corpus_legacy, corpus_translator)
+        found["translated_corpus"] = search(queries_new, corpus_legacy, corpus_translator,
+                                            hub=csls)
 
     if query_labels is not None:
         relevance = "labels"
@@ -420,4 +466,4 @@ def retention_report(
         if not (n_rel_q > 0).any():
             raise ValueError("no query has a relevant corpus row: retention is undefined.")
         scores[setting] = _scores(hits, n_rel_q, k)
-    return RetentionReport(k, relevance, int((n_rel_q > 0).sum()), n_c, scores)
+    return RetentionReport(k, relevance, int((n_rel_q > 0).sum()), n_c, scores, csls)
