@@ -324,6 +324,19 @@ def test_cknna_invariances():
     assert abs(cknna(X, rng.normal(size=(150, 6)), k=8)) < 0.1
 
 
+def test_mutual_knn_invariances():
+    from sklearn_latent.metrics import knn_jaccard, mutual_knn_alignment
+
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(150, 6))
+    Q = ortho_group.rvs(6, random_state=6)
+    for f in (mutual_knn_alignment, knn_jaccard):
+        assert f(X, 3.0 * X @ Q, k=8) == 1.0  # cosine: rotations, isotropic scaling
+        assert f(X, X @ Q + 5.0, k=8, metric="euclidean") == 1.0  # euclidean: translation
+        assert f(X, X + 2.0, k=8) < 0.9  # cosine: not translation
+        assert f(X, X * [10.0, 1, 1, 1, 1, 0.1], k=8, metric="euclidean") < 0.9  # anisotropic
+
+
 def test_laplacian_distance_invariances():
     rng = np.random.default_rng(12)
     X = rng.normal(size=(120, 6))
