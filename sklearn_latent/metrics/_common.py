@@ -186,21 +186,30 @@ class _Stats:
         self.rows = rows
 
     def centered(self):
+        """Centered ``xx``, ``yy``, ``xy`` (0-d ``xx``, ``yy``: centered traces)."""
         n = self.n
+
+        def center(m, s1, s2):
+            return m - (torch.dot(s1, s2) if m.ndim == 0 else torch.outer(s1, s2)) / n
+
         return (
-            self.xx - torch.outer(self.sx, self.sx) / n,
-            self.yy - torch.outer(self.sy, self.sy) / n,
-            self.xy - torch.outer(self.sx, self.sy) / n,
+            center(self.xx, self.sx, self.sx),
+            center(self.yy, self.sy, self.sy),
+            center(self.xy, self.sx, self.sy),
         )
 
 
-def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka"):
+def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka",
+                   cross_only=False):
     """:class:`_Stats` of two validated inputs (numpy or tensors, converted by blocks).
 
     One pass over row blocks of :data:`_FEATURE_BLOCK_ELEMENTS`: each block of
     ``X`` and ``Y`` is converted into one reused float64 buffer per space,
     shifted in place, and fed to the three GEMMs; ``rows=True`` adds the
     squared row norms (one fused multiply-reduce per block) and two GEMVs.
+    ``cross_only=True`` skips the ``X'^T X'`` and ``Y'^T Y'`` GEMMs and keeps
+    only their traces (0-d ``xx``, ``yy``: the sums of squares), a third of
+    the work, for measures that need no more (Procrustes).
     """
     n = X.shape[0]
     _check_constant(X, names[0], func)
@@ -210,8 +219,8 @@ def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka"
     step = max(1, min(n, _FEATURE_BLOCK_ELEMENTS // (dx + dy)))
     x_shift = to_tensor(X[:step], dev, _F64).mean(dim=0)
     y_shift = to_tensor(Y[:step], dev, _F64).mean(dim=0)
-    xx = torch.zeros((dx, dx), dtype=_F64, device=dev)
-    yy = torch.zeros((dy, dy), dtype=_F64, device=dev)
+    xx = torch.zeros(() if cross_only else (dx, dx), dtype=_F64, device=dev)
+    yy = torch.zeros(() if cross_only else (dy, dy), dtype=_F64, device=dev)
     xy = torch.zeros((dx, dy), dtype=_F64, device=dev)
     sx = torch.zeros(dx, dtype=_F64, device=dev)
     sy = torch.zeros(dy, dtype=_F64, device=dev)
@@ -227,8 +236,13 @@ def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka"
     for start in range(0, n, step):
         xb_ = _shifted_block(X, start, start + step, x_shift, x_scale, x_buf)
         yb_ = _shifted_block(Y, start, start + step, y_shift, y_scale, y_buf)
-        xx.addmm_(xb_.T, xb_)
-        yy.addmm_(yb_.T, yb_)
+        if cross_only:
+            flat_x, flat_y = xb_.reshape(-1), yb_.reshape(-1)
+            xx += torch.dot(flat_x, flat_x)
+            yy += torch.dot(flat_y, flat_y)
+        else:
+            xx.addmm_(xb_.T, xb_)
+            yy.addmm_(yb_.T, yb_)
         xy.addmm_(xb_.T, yb_)
         sx += xb_.sum(dim=0)
         sy += yb_.sum(dim=0)
