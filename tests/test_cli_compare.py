@@ -61,3 +61,18 @@ def test_compare_bad_input(spaces, capsys):
     assert main(["compare", "--space", "a"]) == 2
     assert "expected NAME=FILE" in capsys.readouterr().err
     assert main(["compare", "--space", f"a={d / 'a.npy'}", "--measure", "nope"]) == 2
+
+
+def test_compare_dask_backend_same_csv(spaces):
+    pytest.importorskip("dask")
+    d, arrays = spaces
+    tables = []
+    for backend in ("joblib", "dask"):
+        out = d / backend
+        args = ["compare", "--out", str(out), "--no-plot", "--measure", "svcca", "--jobs", "2",
+                "--backend", backend]
+        for name in arrays:
+            args += ["--space", f"{name}={d / (name + '.npy')}"]
+        assert main(args) == 0
+        tables.append(pd.read_csv(out / "similarity.csv", keep_default_na=False))
+    pd.testing.assert_frame_equal(tables[0], tables[1])

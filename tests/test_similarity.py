@@ -324,6 +324,19 @@ def test_cknna_invariances():
     assert abs(cknna(X, rng.normal(size=(150, 6)), k=8)) < 0.1
 
 
+def test_mutual_knn_invariances():
+    from sklearn_latent.metrics import knn_jaccard, mutual_knn_alignment
+
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(150, 6))
+    Q = ortho_group.rvs(6, random_state=6)
+    for f in (mutual_knn_alignment, knn_jaccard):
+        assert f(X, 3.0 * X @ Q, k=8) == 1.0  # cosine: rotations, isotropic scaling
+        assert f(X, X @ Q + 5.0, k=8, metric="euclidean") == 1.0  # euclidean: translation
+        assert f(X, X + 2.0, k=8) < 0.9  # cosine: not translation
+        assert f(X, X * [10.0, 1, 1, 1, 1, 0.1], k=8, metric="euclidean") < 0.9  # anisotropic
+
+
 def test_laplacian_distance_invariances():
     rng = np.random.default_rng(12)
     X = rng.normal(size=(120, 6))
@@ -332,6 +345,38 @@ def test_laplacian_distance_invariances():
     assert laplacian_eigenvalue_distance(X, moved, k=5) < 1e-12
     bent = np.tanh(4 * X) * [9, 1, 1, 1, 1, 0.1]
     assert laplacian_eigenvalue_distance(X, bent, k=5) > 1.0
+
+
+# --------------------------------------------------------------------------
+# known answers, every measure
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(MEASURES))
+def test_known_answers_every_measure(name):
+    """Identical spaces: the best score; a rotated copy: the same (for every measure
+    invariant to rotations of Y); independent noise: a calibrated score about 0."""
+    f, kind, paired, _ = MEASURES[name]
+    params = {"k": 5} if name in ("cknna", "mutual_knn_alignment", "knn_jaccard",
+                                  "laplacian_eigenvalue_distance") else {}
+    if name == "laplacian_eigenvalue_distance":
+        params["n_eigenvalues"] = 5
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(80, 6))
+    best = 1.0 if kind == "similarity" else 0.0
+    Q = ortho_group.rvs(6, random_state=5)
+    for Y in (X, X @ Q):  # every measure is invariant to rotations of its second space
+        assert f(X, Y, **params) == pytest.approx(best, abs=1e-6), name
+    # independent noise: the raw score may be far from the null's mean at small n
+    # (biased CKA); the calibrated one is within a few null standard deviations of 0
+    Z = rng.normal(size=(80, 5))
+    if not paired:
+        assert f(X, Z, **params) > 0.1  # no correspondences: different graphs differ
+        return
+    res = calibrate(name, X, Z, n_permutations=40, random_state=0, **params)
+    assert abs(res.calibrated) < 4.0 * res.null_std + 1e-9, (name, res)
+    assert res.p_value > 0.01
+    related = calibrate(name, X, X @ rng.normal(size=(6, 5)) + 0.3 * Z, n_permutations=19,
+                        random_state=0, **params)
+    assert related.p_value == pytest.approx(1 / 20) and related.calibrated > 0.0, name
 
 
 # --------------------------------------------------------------------------
@@ -487,3 +532,21 @@ def test_similarity_matrix_checks_samples():
     res = similarity_matrix({"x": spaces["x"], "half": spaces["x"][:30]},
                             "laplacian_eigenvalue_distance", k=4, n_eigenvalues=5)
     assert res["score"].notna().all()
+
+
+@pytest.mark.parametrize("backend", ["joblib", "dask"])
+def test_similarity_matrix_backends_give_the_same_table(backend):
+    if backend == "dask":
+        pytest.importorskip("dask")
+    spaces = _spaces()
+    measures = ["linear_cka", "pwcca", "shape_distance"]
+    serial = similarity_matrix(spaces, measures)
+    res = similarity_matrix(spaces, measures, backend=backend, n_jobs=2)
+    assert res.attrs == serial.attrs
+    assert res[["a", "b", "measure"]].equals(serial[["a", "b", "measure"]])
+    assert_allclose(res["score"], serial["score"], rtol=1e-12)
+    cal = similarity_matrix(spaces, "svcca", backend=backend, n_permutations=4, random_state=0)
+    assert_allclose(cal["null_mean"], similarity_matrix(
+        spaces, "svcca", n_permutations=4, random_state=0)["null_mean"], rtol=1e-12)
+    with pytest.raises(ValueError, match="backend='spark' is not supported"):
+        similarity_matrix(spaces, backend="spark")

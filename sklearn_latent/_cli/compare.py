@@ -36,6 +36,9 @@ def add_parser(subparsers):
                    help="seed of the permutations; default: 0")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="pairs evaluated in parallel (threads); default: 1")
+    p.add_argument("--backend", choices=("joblib", "dask"), default="joblib",
+                   help="how pairs run in parallel: joblib threads or Dask's threaded "
+                        "scheduler (needs the dask extra); default: joblib")
     p.add_argument("--out", default="sklearn-latent-compare", metavar="DIR",
                    help="folder for similarity.csv and similarity.png; default: "
                         "./sklearn-latent-compare")
@@ -83,7 +86,7 @@ def run(args, out):
     for name in args.measure or ["linear_cka"]:
         tables.append(similarity_matrix(
             spaces, name, n_permutations=args.calibrate, random_state=args.seed,
-            n_jobs=args.jobs, errors="record", **_params(name, args),
+            n_jobs=args.jobs, backend=args.backend, errors="record", **_params(name, args),
         ))
     table = pd.concat(tables, ignore_index=True)
     table.attrs["spaces"] = list(spaces)

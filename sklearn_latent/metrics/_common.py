@@ -3,6 +3,7 @@
 import math
 import numbers
 
+import numpy as np
 import torch
 
 from .. import functional as F
@@ -16,6 +17,10 @@ _F64 = torch.float64
 #: Elements of one row block of an ``(rows, n)`` kernel, similarity or
 #: ``(rows, d)`` data block (32 MiB of float64); bounds every temporary.
 _BLOCK_ELEMENTS = 1 << 22
+#: Elements of the two float64 row-block buffers of :func:`_feature_stats`
+#: together (16 MiB): allocated once per call and reused for every block, small
+#: enough to stay in the last-level cache between the conversion and the GEMMs.
+_FEATURE_BLOCK_ELEMENTS = 1 << 21
 #: Above this many rows, ``rbf_cka``'s median heuristic looks at a fixed
 #: random subsample of this many rows (about 2.1 million pairs).
 _MEDIAN_MAX_ROWS = 2048
@@ -138,13 +143,25 @@ def _gram_scale(max_abs):
     return math.ldexp(1.0, math.frexp(m)[1] - 1)
 
 
-def _shifted_block(T, start, stop, shift, scale):
-    """float64 ``(T[start:stop] - shift) / scale`` as a new tensor on ``shift``'s device.
+def _shifted_block(T, start, stop, shift, scale, out=None):
+    """float64 ``(T[start:stop] - shift) / scale`` on ``shift``'s device.
 
     Numpy input is converted block by block (a read-only memmap is never
-    copied whole); the result is never a view of ``T``.
+    copied whole); the result is never a view of ``T``.  With ``out`` (a
+    float64 buffer of at least ``stop - start`` rows) the block is converted
+    into ``out`` in place and a view of it returned: no allocation per block.
     """
-    out = torch.sub(to_tensor(T[start:stop], shift.device, _F64), shift)
+    if out is None:
+        out = torch.sub(to_tensor(T[start:stop], shift.device, _F64), shift)
+        return out if scale == 1.0 else out.div_(scale)
+    src = T[start:stop]
+    if not isinstance(src, torch.Tensor):
+        if not src.flags.writeable or any(s < 0 for s in src.strides):
+            src = np.array(src, copy=True)
+        src = torch.from_numpy(src)
+    out = out[: src.shape[0]]
+    out.copy_(src)  # dtype (and device) conversion into the buffer
+    out.sub_(shift)
     return out if scale == 1.0 else out.div_(scale)
 
 
@@ -169,52 +186,78 @@ class _Stats:
         self.rows = rows
 
     def centered(self):
+        """Centered ``xx``, ``yy``, ``xy`` (0-d ``xx``, ``yy``: centered traces)."""
         n = self.n
+
+        def center(m, s1, s2):
+            return m - (torch.dot(s1, s2) if m.ndim == 0 else torch.outer(s1, s2)) / n
+
         return (
-            self.xx - torch.outer(self.sx, self.sx) / n,
-            self.yy - torch.outer(self.sy, self.sy) / n,
-            self.xy - torch.outer(self.sx, self.sy) / n,
+            center(self.xx, self.sx, self.sx),
+            center(self.yy, self.sy, self.sy),
+            center(self.xy, self.sx, self.sy),
         )
 
 
-def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka"):
-    """:class:`_Stats` of two validated inputs (numpy or tensors, converted by blocks)."""
+def _feature_stats(X, Y, dev, *, rows=False, names=("X", "Y"), func="linear_cka",
+                   cross_only=False):
+    """:class:`_Stats` of two validated inputs (numpy or tensors, converted by blocks).
+
+    One pass over row blocks of :data:`_FEATURE_BLOCK_ELEMENTS`: each block of
+    ``X`` and ``Y`` is converted into one reused float64 buffer per space,
+    shifted in place, and fed to the three GEMMs; ``rows=True`` adds the
+    squared row norms (one fused multiply-reduce per block) and two GEMVs.
+    ``cross_only=True`` skips the ``X'^T X'`` and ``Y'^T Y'`` GEMMs and keeps
+    only their traces (0-d ``xx``, ``yy``: the sums of squares), a third of
+    the work, for measures that need no more (Procrustes).
+    """
     n = X.shape[0]
     _check_constant(X, names[0], func)
     _check_constant(Y, names[1], func)
     x_scale, y_scale = _gram_scale(_max_abs(X)), _gram_scale(_max_abs(Y))
-    step = _step(X.shape[1] + Y.shape[1])
+    dx, dy = X.shape[1], Y.shape[1]
+    step = max(1, min(n, _FEATURE_BLOCK_ELEMENTS // (dx + dy)))
     x_shift = to_tensor(X[:step], dev, _F64).mean(dim=0)
     y_shift = to_tensor(Y[:step], dev, _F64).mean(dim=0)
-    dx, dy = X.shape[1], Y.shape[1]
-    xx = torch.zeros((dx, dx), dtype=_F64, device=dev)
-    yy = torch.zeros((dy, dy), dtype=_F64, device=dev)
+    xx = torch.zeros(() if cross_only else (dx, dx), dtype=_F64, device=dev)
+    yy = torch.zeros(() if cross_only else (dy, dy), dtype=_F64, device=dev)
     xy = torch.zeros((dx, dy), dtype=_F64, device=dev)
     sx = torch.zeros(dx, dtype=_F64, device=dev)
     sy = torch.zeros(dy, dtype=_F64, device=dev)
+    x_buf = torch.empty((step, dx), dtype=_F64, device=dev)
+    y_buf = torch.empty((step, dy), dtype=_F64, device=dev)
     if rows:
         a = torch.empty(n, dtype=_F64, device=dev)
         b = torch.empty(n, dtype=_F64, device=dev)
-        vx = torch.zeros((dx, 2), dtype=_F64, device=dev)  # X'^T [a, b]
-        vy = torch.zeros((dy, 2), dtype=_F64, device=dev)  # Y'^T [a, b]
+        xa = torch.zeros(dx, dtype=_F64, device=dev)  # X'^T a
+        xb = torch.zeros(dx, dtype=_F64, device=dev)  # X'^T b
+        ya = torch.zeros(dy, dtype=_F64, device=dev)  # Y'^T a
+        yb = torch.zeros(dy, dtype=_F64, device=dev)  # Y'^T b
     for start in range(0, n, step):
-        xb_ = _shifted_block(X, start, start + step, x_shift, x_scale)
-        yb_ = _shifted_block(Y, start, start + step, y_shift, y_scale)
-        xx.addmm_(xb_.T, xb_)
-        yy.addmm_(yb_.T, yb_)
+        xb_ = _shifted_block(X, start, start + step, x_shift, x_scale, x_buf)
+        yb_ = _shifted_block(Y, start, start + step, y_shift, y_scale, y_buf)
+        if cross_only:
+            flat_x, flat_y = xb_.reshape(-1), yb_.reshape(-1)
+            xx += torch.dot(flat_x, flat_x)
+            yy += torch.dot(flat_y, flat_y)
+        else:
+            xx.addmm_(xb_.T, xb_)
+            yy.addmm_(yb_.T, yb_)
         xy.addmm_(xb_.T, yb_)
         sx += xb_.sum(dim=0)
         sy += yb_.sum(dim=0)
         if rows:
             stop = start + xb_.shape[0]
-            a[start:stop] = xb_.square().sum(dim=1)
-            b[start:stop] = yb_.square().sum(dim=1)
-            ab = torch.stack((a[start:stop], b[start:stop]), dim=1)
-            vx.addmm_(xb_.T, ab)
-            vy.addmm_(yb_.T, ab)
+            a_ = torch.einsum("ij,ij->i", xb_, xb_)
+            b_ = torch.einsum("ij,ij->i", yb_, yb_)
+            a[start:stop], b[start:stop] = a_, b_
+            xa.addmv_(xb_.T, a_)
+            xb.addmv_(xb_.T, b_)
+            ya.addmv_(yb_.T, a_)
+            yb.addmv_(yb_.T, b_)
     if not rows:
         return _Stats(n, xx, yy, xy, sx, sy)
-    return _Stats(n, xx, yy, xy, sx, sy, (a, b, vx[:, 0], vx[:, 1], vy[:, 0], vy[:, 1]))
+    return _Stats(n, xx, yy, xy, sx, sy, (a, b, xa, xb, ya, yb))
 
 
 def _hsic_u_terms(n, kl, k_tot, l_tot, k_dot_l):

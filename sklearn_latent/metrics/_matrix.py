@@ -81,14 +81,49 @@ def _cell(a, b, X, Y, name, func, n_permutations, random_state, params, errors):
     return out
 
 
+_BACKENDS = (None, "joblib", "dask")
+
+
+def _run_cells(run, backend, n_jobs, arrays=()):
+    """Evaluate the cell calls ``(func, args, kwargs)``: serially, by joblib or by Dask.
+
+    With Dask, each of ``arrays`` (the spaces) enters the graph once, as its
+    own task, however many cells use it (a distributed cluster ships it once
+    per worker).
+    """
+    if backend == "dask":
+        try:
+            import dask
+        except ImportError as exc:
+            raise ImportError(
+                "similarity_matrix(backend='dask') needs dask, an optional dependency: "
+                "pip install sklearn-latent[dask]"
+            ) from exc
+        shared = {id(A): dask.delayed(A, pure=False) for A in arrays}
+        cells = [dask.delayed(f, pure=False)(*[shared.get(id(x), x) for x in args], **kw)
+                 for f, args, kw in run]
+        # the active scheduler: threads by default, a distributed Client when one is set up
+        # n_jobs bounds the local thread/process pools; a distributed Client has its workers
+        local = dask.config.get("scheduler", None) not in ("dask.distributed", "distributed")
+        kw = {"num_workers": int(n_jobs)} if local and n_jobs is not None and n_jobs > 0 else {}
+        return list(dask.compute(*cells, **kw))
+    jobs = 1 if n_jobs is None else int(n_jobs)
+    if jobs == 1 and backend is None:
+        return [f(*args, **kw) for f, args, kw in run]
+    from joblib import Parallel
+
+    return Parallel(n_jobs=jobs, prefer="threads")(run)
+
+
 def similarity_matrix(spaces, measure="linear_cka", *, ids=None, n_permutations=None,
-                      random_state=None, n_jobs=None, errors="raise", **params):
+                      random_state=None, n_jobs=None, backend=None, errors="raise",
+                      **params):
     """Every pairwise similarity (or distance) between many spaces, as a tidy table.
 
     Evaluates ``measure`` on each pair of spaces (models or layers embedding
     the same samples), once per unordered pair for symmetric measures
     (mirrored), both orders for ``pwcca``, the diagonal included, in parallel
-    with :class:`joblib.Parallel` (threads).  Checks first that the spaces
+    with :class:`joblib.Parallel` (threads) or Dask (``backend="dask"``).  Checks first that the spaces
     hold the same samples in the same order: equal row counts, and equal
     sample ids where known (the index of pandas inputs, or ``ids``).
 
@@ -109,7 +144,16 @@ def similarity_matrix(spaces, measure="linear_cka", *, ids=None, n_permutations=
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the permutations (the same permutations for every cell).
     n_jobs : int or None, default=None
-        Parallel cells; ``None`` means 1.
+        Parallel cells; ``None`` means 1 (with joblib; Dask's scheduler
+        picks its own default).
+    backend : {None, "joblib", "dask"}, default=None
+        How cells run in parallel.  ``None``: serially when ``n_jobs`` is
+        1, else joblib.  ``"joblib"``: :class:`joblib.Parallel` with
+        threads (the GEMMs and kernels release the GIL).  ``"dask"``: one
+        :func:`dask.delayed` task per cell, computed by the active Dask
+        scheduler (threads by default; a ``dask.distributed.Client`` when
+        one is set up, so cells spread over a cluster).  The table is the
+        same whatever the backend.
     errors : {"raise", "record"}, default="raise"
         ``"record"`` keeps going when a cell is undefined (a constant space,
         too few samples): its score is NaN and the ``error`` column says why.
@@ -143,12 +187,14 @@ def similarity_matrix(spaces, measure="linear_cka", *, ids=None, n_permutations=
     [1.0, 0.0]
     """
     pd = _require("pandas", "similarity_matrix")
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     if not isinstance(spaces, dict) or len(spaces) < 1:
         raise TypeError("spaces must be a non-empty dict {name: array}.")
     if errors not in ("raise", "record"):
         raise ValueError(f"errors={errors!r} must be 'raise' or 'record'.")
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend={backend!r} is not supported; use None, 'joblib' or 'dask'.")
     measures = measure if isinstance(measure, (list, tuple)) else [measure]
     resolved = [_resolve(m) for m in measures]
     _check_same_samples(spaces, ids, paired=any(r[3] for r in resolved))
@@ -162,11 +208,7 @@ def similarity_matrix(spaces, measure="linear_cka", *, ids=None, n_permutations=
                     tasks.append((a, b, name, func, symmetric))
     run = [delayed(_cell)(a, b, values[a], values[b], name, func, n_permutations,
                           random_state, params, errors) for a, b, name, func, _ in tasks]
-    jobs = 1 if n_jobs is None else int(n_jobs)
-    if jobs == 1:
-        cells = [f(*args, **kw) for f, args, kw in run]
-    else:
-        cells = Parallel(n_jobs=jobs, prefer="threads")(run)
+    cells = _run_cells(run, backend, n_jobs, list(values.values()))
     rows = []
     for (a, b, _, _, symmetric), cell in zip(tasks, cells):
         rows.append(cell)

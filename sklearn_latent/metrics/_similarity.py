@@ -397,12 +397,16 @@ def _knn_overlap(X, Y, k, metric, batch_size, func):
 
 
 def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
-    """Mean fraction of shared k nearest neighbours (mutual k-NN alignment).
+    """Mean fraction of shared k nearest neighbours (mutual k-NN alignment; a similarity).
 
     ``mean_i |N_k^X(i) & N_k^Y(i)| / k``, where ``N_k^X(i)`` is the set of
     the k rows of ``X`` nearest to row i (row i itself excluded) under
     ``metric`` (Huh et al. 2024).  In [0, 1]; about ``k / (n - 1)`` for
-    unrelated spaces.  Neighbours are found by row blocks of the similarity
+    unrelated spaces.  Invariant to whatever keeps each space's
+    neighbourhoods: orthogonal maps and isotropic scaling of either space,
+    and translation for ``"euclidean"``, ``"l1"``, ``"linf"``; not invariant
+    to translation under ``"cosine"``, ``"angular"``, ``"dot"``, nor to
+    anisotropic scaling or other maps that reorder neighbours.  Neighbours are found by row blocks of the similarity
     matrix (memory O(block * n)).  Where the data make a neighbourhood
     undefined (a constant space, all-zero rows under a cosine or dot metric,
     duplicate rows tied for the k-th place) it raises instead of letting
@@ -462,12 +466,12 @@ def mutual_knn_alignment(X, Y, *, k=10, metric="cosine", batch_size=None):
 
 
 def knn_jaccard(X, Y, *, k=10, metric="cosine", batch_size=None):
-    """Mean Jaccard index of the k-nearest-neighbour sets of two paired spaces.
+    """Mean Jaccard index of the k-nearest-neighbour sets of two paired spaces (a similarity).
 
     ``mean_i |N_k^X(i) & N_k^Y(i)| / |N_k^X(i) | N_k^Y(i)|`` with the
     neighbourhoods of :func:`mutual_knn_alignment` (self excluded).  In
     [0, 1]; the score reported for relative representations by Moschella et
-    al. (2023).
+    al. (2023).  Same invariances as :func:`mutual_knn_alignment`.
 
     Parameters
     ----------
