@@ -576,6 +576,7 @@ __all__ += [
     "aggregate_components",
     "normalize_component",
     "product_projection",
+    "product_transfer_weights",
     "prune_anchors",
 ]
 
@@ -713,22 +714,34 @@ def aggregate_components(components, aggregation="concat"):
 
 def _product_projector(
     anchors, metrics, *, center=None, normalize=None, means=None, scales=None,
-    aggregation="concat",
+    aggregation="concat", weights=None,
 ):
-    """:func:`product_projection` with the anchor side prepared once: a closure over chunks."""
+    """:func:`product_projection` with the anchor side prepared once: a closure over chunks.
+
+    A component of weight 0 is not computed: its block is zeros.
+    """
     row_scale_free = normalize in ("l2", "layer")  # per-row: positive factors cancel
+    weights = [None] * len(metrics) if weights is None else [float(w) for w in weights]
     projectors = [
+        None if w == 0.0 else
         _relative_projector(anchors, m, center=center, row_scale_free=row_scale_free)
-        for m in metrics
+        for m, w in zip(metrics, weights)
     ]
     means = means if means is not None else [None] * len(metrics)
     scales = scales if scales is not None else [None] * len(metrics)
+    k = anchors.shape[0]
+
+    def component(X, proj, mu, sd, w):
+        if proj is None:
+            return X.new_zeros((X.shape[0], k))
+        C = normalize_component(proj(X), normalize, mean=mu, scale=sd)
+        return C if w is None or w == 1.0 else C * w
 
     def project(X):
         return aggregate_components(
             (
-                normalize_component(proj(X), normalize, mean=mu, scale=sd)
-                for proj, mu, sd in zip(projectors, means, scales)
+                component(X, proj, mu, sd, w)
+                for proj, mu, sd, w in zip(projectors, means, scales, weights)
             ),
             aggregation,
         )
@@ -738,14 +751,16 @@ def _product_projector(
 
 def product_projection(
     X, anchors, metrics=("cosine", "euclidean", "l1", "linf"), *, center=None,
-    normalize=None, means=None, scales=None, aggregation="concat",
+    normalize=None, means=None, scales=None, aggregation="concat", weights=None,
 ):
     """Product of invariances: several relative projections against one anchor set.
 
-    ``r(x) = phi(N(RR(x; A, d_1)), ..., N(RR(x; A, d_m)))`` (Cannistraci et al.,
-    2024) with ``RR`` the relative projection of :func:`relative_projection`,
-    ``N`` a per-component normalization (:func:`normalize_component`) and
-    ``phi`` the aggregation (:func:`aggregate_components`).
+    ``r(x) = phi(w_1 N(RR(x; A, d_1)), ..., w_m N(RR(x; A, d_m)))`` (Cannistraci
+    et al., 2024) with ``RR`` the relative projection of
+    :func:`relative_projection`, ``N`` a per-component normalization
+    (:func:`normalize_component`), ``w`` optional component weights (e.g. from
+    :func:`product_transfer_weights`) and ``phi`` the aggregation
+    (:func:`aggregate_components`).
 
     Parameters
     ----------
@@ -758,6 +773,10 @@ def product_projection(
     means, scales : sequence of Tensor of shape (k,), optional
         Per-component statistics of ``normalize="standard"``.
     aggregation : {"concat", "sum", "mean"}
+    weights : sequence of float or None
+        One non-negative factor per component, applied after normalization;
+        ``None`` = all 1.  A component of weight 0 is not computed (its block
+        is zeros).
 
     Returns
     -------
@@ -770,11 +789,146 @@ def product_projection(
     >>> X, A = torch.randn(10, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
     >>> product_projection(X, A, ("cosine", "l1")).shape
     torch.Size([10, 6])
+    >>> R = product_projection(X, A, ("cosine", "l1"), weights=[1.0, 0.0])
+    >>> bool((R[:, 3:] == 0).all())
+    True
     """
     return _product_projector(
         anchors, metrics, center=center, normalize=normalize, means=means,
-        scales=scales, aggregation=aggregation,
+        scales=scales, aggregation=aggregation, weights=weights,
     )(X)
+
+
+def _row_correlations(R, S):
+    """Pearson correlation of each row of ``R`` with the same row of ``S``, off the diagonal.
+
+    ``R`` and ``S`` are (k, k) anchor-by-anchor relative matrices; the diagonal
+    (an anchor against itself: 0 for a distance, 1 for cosine in both spaces)
+    is left out, so it does not inflate the agreement.
+    """
+    k = R.shape[0]
+    off = ~torch.eye(k, dtype=torch.bool, device=R.device)
+    R = R[off].reshape(k, k - 1)
+    S = S[off].reshape(k, k - 1)
+    R = R - R.mean(dim=1, keepdim=True)
+    S = S - S.mean(dim=1, keepdim=True)
+    num = (R * S).sum(dim=1)
+    den = torch.linalg.vector_norm(R, dim=1) * torch.linalg.vector_norm(S, dim=1)
+    # a constant row carries no information about the other space: correlation 0
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
+
+
+def _component_agreement(anchors, reference, metrics, *, center=True):
+    """How well each component's relative representation agrees across two spaces.
+
+    For each metric ``d`` the anchor-by-anchor relative matrices
+    ``RR(A; A, d)`` of the two spaces (``anchors`` in one, ``reference`` the
+    same anchors embedded in the other, each centered on its own anchor mean
+    when ``center``) are compared row by row: the agreement is the mean over
+    anchors of the Pearson correlation of an anchor's similarities (or
+    distances) to the other anchors in one space with the same in the other
+    (the anchor itself left out).  It is invariant to a per-row positive
+    scale and offset, hence to every normalization of :func:`normalize_component`
+    but ``"standard"``; 1 means the two spaces order and space the anchors
+    alike under that metric.
+
+    Parameters
+    ----------
+    anchors : Tensor of shape (k, d)
+    reference : Tensor of shape (k, d_ref)
+        The same k anchors, in the same order, embedded in the reference space.
+    metrics : sequence of str
+        Entries of :data:`PRODUCT_METRICS`.
+    center : bool, default=True
+
+    Returns
+    -------
+    Tensor of shape (len(metrics),), float64, in [-1, 1]
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import _component_agreement
+    >>> A = torch.randn(20, 5, dtype=torch.float64)
+    >>> Q = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64))[0]
+    >>> a = _component_agreement(A, A @ Q, ("cosine", "l1"))
+    >>> round(float(a[0]), 6)  # cosine ignores the rotation Q, L1 does not
+    1.0
+    >>> bool(a[1] < 1)
+    True
+    """
+    if anchors.shape[0] != reference.shape[0]:
+        raise ValueError(
+            f"reference has {reference.shape[0]} rows but there are {anchors.shape[0]} "
+            "anchors; give the same anchors embedded in the reference space, row for row."
+        )
+    if anchors.shape[0] < 3:
+        raise ValueError(
+            f"_component_agreement needs at least 3 anchors, got {anchors.shape[0]}."
+        )
+    out = []
+    for metric in metrics:
+        mats = []
+        for A in (anchors, reference):
+            A = A.to(torch.float64)
+            c = A.mean(dim=0) if center else None
+            mats.append(_relative_projector(A, metric, center=c)(A))
+        out.append(_row_correlations(*mats).mean())
+    return torch.stack(out)
+
+
+def product_transfer_weights(
+    anchors, reference, metrics, *, center=True, power=1.0, threshold=0.0,
+):
+    """Component weights of the product from their agreement across two spaces.
+
+    ``a = _component_agreement(anchors, reference, metrics)``; a
+    component agreeing less than ``threshold`` times the best agreement is
+    dropped (weight 0), the others get ``(a_m / max(a)) ** power`` (the best
+    component weighs 1).  Only anchors of both spaces are used, no labels: the
+    components whose relative representation the two spaces share are the
+    ones a head fitted on one space can read in the other.  The result is
+    symmetric in the two spaces, so both sides of a stitching pair fitted this
+    way get the same weights.
+
+    Parameters
+    ----------
+    anchors : Tensor of shape (k, d)
+    reference : Tensor of shape (k, d_ref)
+        The same anchors in the reference space, row for row.
+    metrics : sequence of str
+    center : bool, default=True
+    power : float, default=1.0
+        Sharpening of the weights (0: every kept component weighs 1).
+    threshold : float in [0, 1], default=0.0
+        Share of the best agreement below which a component is dropped.
+
+    Returns
+    -------
+    Tensor of shape (len(metrics),), float64, in [0, 1], at least one 1
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import product_transfer_weights
+    >>> A = torch.randn(30, 6, dtype=torch.float64)
+    >>> Q = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))[0]
+    >>> w = product_transfer_weights(A, A @ Q, ("cosine", "euclidean", "l1"), threshold=0.999)
+    >>> [round(float(v), 6) for v in w]  # a rotation: L1 changes, cosine and euclidean do not
+    [1.0, 1.0, 0.0]
+    """
+    power, threshold = float(power), float(threshold)
+    if not (math.isfinite(power) and power >= 0):
+        raise ValueError(f"power must be a finite number >= 0, got {power!r}.")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
+    a = _component_agreement(anchors, reference, metrics, center=center)
+    best = a.max()
+    if not best > 0:
+        # no component agrees at all: nothing to prefer, weigh them equally
+        return torch.ones_like(a)
+    share = a.clamp(min=0) / best
+    return torch.where(share >= threshold, share ** power, torch.zeros_like(share))
 
 
 def prune_anchors(normalized_anchors, threshold, start=0):
