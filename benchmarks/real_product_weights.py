@@ -167,9 +167,9 @@ def main(argv=None):
             if args.estimator:
                 kw = dict(anchors=in_train, weights="transfer")
                 Ps = ProductInvarianceProjector(**kw).fit(
-                    spaces[s][train], reference=spaces[t][anchors])
+                    spaces[s][train], reference=spaces[t][train])
                 Pt = ProductInvarianceProjector(**kw).fit(
-                    spaces[t][train], reference=spaces[s][anchors])
+                    spaces[t][train], reference=spaces[s][train])
                 row["estimator transfer"] = fit_score(Ps.transform(spaces[s]),
                                                       Pt.transform(spaces[t]))
             rows.append(row)
