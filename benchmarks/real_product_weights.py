@@ -22,6 +22,7 @@ pair of encoders of a cached data set it scores:
 end to end (fit with ``reference=``), to check it against the numpy emulation::
 
     OMP_NUM_THREADS=1 python benchmarks/real_product_weights.py tweets 0 --out t0.csv
+    OMP_NUM_THREADS=1 python benchmarks/real_product_weights.py digits-mlp 0 --out m0.csv
     python benchmarks/real_product_weights.py --report t0.csv v0.csv d0.csv
 """
 
@@ -94,12 +95,24 @@ def main(argv=None):
         return
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    spaces, labels, _ = load_cache(args.dataset, args.cache)
-    keep = S.subsample(labels, args.max_n)
-    spaces = {e: X[keep] for e, X in spaces.items()}
-    labels = labels[keep]
-    train, test = S.split(labels, args.seed)
-    anchors = np.sort(np.random.default_rng(args.seed).choice(train, 500, replace=False))
+    if args.dataset == "digits-mlp":
+        # the small MLP encoders of the test suite (tests/_digits_encoders.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from _digits_encoders import ENCODERS, digits_encoder, digits_split
+
+        _, _, y_tr, y_te = digits_split()
+        spaces = {e: np.vstack(digits_encoder(e)) for e in ENCODERS}
+        labels = np.concatenate([y_tr, y_te])
+        train, test = np.arange(len(y_tr)), np.arange(len(y_tr), len(labels))
+        n_anchors = 300
+    else:
+        spaces, labels, _ = load_cache(args.dataset, args.cache)
+        keep = S.subsample(labels, args.max_n)
+        spaces = {e: X[keep] for e, X in spaces.items()}
+        labels = labels[keep]
+        train, test = S.split(labels, args.seed)
+        n_anchors = 500
+    anchors = np.sort(np.random.default_rng(args.seed).choice(train, n_anchors, replace=False))
     in_train = np.flatnonzero(np.isin(train, anchors))
     raw = {
         e: ProductInvarianceProjector(anchors=in_train, normalize=None)
@@ -121,7 +134,10 @@ def main(argv=None):
     agree = {(s, t): agreement(s, t).numpy() for s in names for t in names if s != t}
 
     def fit_score(Fs, Ft):
-        clf = S.head().fit(Ft[train], labels[train])
+        clf = S.head()
+        if args.dataset == "digits-mlp":
+            clf.set_params(max_iter=3000)
+        clf.fit(Ft[train], labels[train])
         return S._score(clf, Fs[test], labels[test])
 
     def weighted(e, w, norm="l2"):

@@ -376,7 +376,7 @@ class ProductProjection(nn.Module):
     anchors : Tensor of shape (k, d)
     metrics : tuple of str
     anchor_mean : Tensor of shape (d,) or None
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
     output_mean, output_scale : Tensor of shape (m, k) or None
     aggregation : {"concat", "sum", "mean"}
     weights : Tensor of shape (m,) or None
@@ -420,7 +420,7 @@ class ProductProjection(nn.Module):
                 continue
             R = _relative(x, A, metric, c, 2.0)
             mu = sd = None
-            if self.normalize == "standard":
+            if self.normalize in ("standard", "block"):
                 mu, sd = self.output_mean[i].to(x.dtype), self.output_scale[i].to(x.dtype)
             R = F.normalize_component(R, self.normalize, mean=mu, scale=sd)
             comps.append(R if w is None or w == 1.0 else R * w)

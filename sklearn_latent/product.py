@@ -50,6 +50,9 @@ def _check_metrics(metrics):
     return tuple(metrics)
 
 
+#: Normalizations of the product: ``RelativeProjector``'s and ``"block"``.
+PRODUCT_NORMALIZATIONS = (*NORMALIZATIONS, "block")
+
 #: Values of ``weights`` other than an array of per-component factors.
 WEIGHTINGS = (None, "transfer")
 
@@ -134,10 +137,13 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         no labels are used.  Fit both sides of a pair with the other side as
         reference: the weights are symmetric, so both get the same.  See
         :doc:`/product_inverse` for when it helps and when it loses.
-    normalize : {"l2", "standard", "layer"} or None, default="l2"
+    normalize : {"l2", "standard", "block", "layer"} or None, default="l2"
         Per-component normalization before aggregation: ``"l2"`` per row (each
         component of a sample has unit norm), ``"standard"`` per feature with
-        mean and std fitted on the training projections, ``"layer"`` per row
+        mean and std fitted on the training projections, ``"block"`` per
+        feature mean and one scale per component (the RMS of the centered
+        training projections, :func:`~sklearn_latent.functional.block_statistics`),
+        ``"layer"`` per row
         mean/std (LayerNorm without affine, as the authors use), ``None`` none.
         Note that each of them except ``None`` also removes a global scale of
         the distance components, i.e. makes the euclidean, L1 and L-inf
@@ -172,7 +178,8 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     metrics_ : tuple of str
         The validated metrics, in output order.
     output_mean_, output_scale_ : ndarray of shape (len(metrics), n_anchors) or None
-        Per-component statistics of ``normalize="standard"``.
+        Per-component statistics of ``normalize="standard"`` or ``"block"``
+        (for ``"block"`` each row of ``output_scale_`` repeats one value).
     weights_ : ndarray of shape (len(metrics),)
         The factor of each component (all 1 for ``weights=None``).
     agreement_ : ndarray of shape (len(metrics),) or None
@@ -237,7 +244,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     def _check_params(self):
         metrics = _check_metrics(self.metrics)
         check_option(self.aggregation, "aggregation", F.AGGREGATIONS)
-        check_option(self.normalize, "normalize", NORMALIZATIONS)
+        check_option(self.normalize, "normalize", PRODUCT_NORMALIZATIONS)
         if not isinstance(self.center, (bool, np.bool_)):
             raise TypeError(f"center must be a bool, got {self.center!r}.")
         check_batch_size(self.batch_size)
@@ -248,7 +255,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         anchors = fitted_tensor(self, "anchors_", device, dtype)
         center = self._center_tensor(device)
         means = scales = None
-        if normalize == "standard":
+        if normalize in ("standard", "block"):
             means = fitted_tensor(self, "output_mean_", device, dtype)
             scales = fitted_tensor(self, "output_scale_", device, dtype)
         return F._product_projector(
@@ -317,12 +324,19 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         remember_params(self, self._TRANSFORM_PARAMS)
         self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
         self.output_mean_ = self.output_scale_ = None
-        if self.normalize == "standard":
+        if self.normalize in ("standard", "block"):
             raw = to_tensor(
                 self._apply(X, device, None, "concat", weighted=False), torch.device("cpu"))
-            mu, sd = _column_stats(raw, anchors.dtype)
             shape = (len(metrics), anchors.shape[0])
-            self.output_mean_, self.output_scale_ = mu.reshape(shape), sd.reshape(shape)
+            if self.normalize == "standard":
+                mu, sd = _column_stats(raw, anchors.dtype)
+                self.output_mean_, self.output_scale_ = mu.reshape(shape), sd.reshape(shape)
+            else:
+                stats = [F.block_statistics(B) for B in raw.split(shape[1], dim=1)]
+                self.output_mean_, self.output_scale_ = (
+                    np.stack([to_numpy(st[i]) for st in stats]).astype(anchors.dtype)
+                    for i in (0, 1)
+                )
         return self
 
     def _check_reference(self, reference, X):

@@ -610,3 +610,25 @@ def test_changed_weights_refuse_transform():
     est.set_params(weights=[1, 1, 0, 0])
     with pytest.raises(NotFittedError, match="fitted with weights="):
         est.transform(X)
+
+
+def test_block_normalization_known_answer(backend):
+    X = data(80, 5)
+    raw = ProductInvarianceProjector(12, normalize=None, random_state=0).fit(X).transform(X)
+    est = ProductInvarianceProjector(12, normalize="block", random_state=0).fit(
+        backend.asarray(X))
+    got = backend.to_numpy(est.transform(backend.asarray(X))).reshape(80, 4, 12)
+    for c in range(4):
+        B = raw[:, c * 12:(c + 1) * 12]
+        centered = B - B.mean(0)
+        np.testing.assert_allclose(got[:, c], centered / np.sqrt((centered ** 2).mean()),
+                                   rtol=1e-10, atol=1e-12)
+        assert np.unique(est.output_scale_[c]).size == 1
+    # the same at 1e-30 and 1e30 scale (exact power-of-two rescaling inside)
+    for s in (1e-30, 1e30):
+        tiny = ProductInvarianceProjector(12, normalize="block", random_state=0).fit(X * s)
+        np.testing.assert_allclose(tiny.transform(X * s), got.reshape(80, -1),
+                                   rtol=1e-6, atol=1e-6)
+    # a constant component keeps scale 1 instead of dividing by zero
+    mean, scale = F.block_statistics(torch.full((5, 3), 7.0, dtype=torch.float64))
+    assert mean.tolist() == [7.0] * 3 and scale.tolist() == [1.0] * 3

@@ -574,6 +574,7 @@ __all__ += [
     "PRODUCT_METRICS",
     "AGGREGATIONS",
     "aggregate_components",
+    "block_statistics",
     "normalize_component",
     "product_projection",
     "product_transfer_weights",
@@ -668,13 +669,15 @@ def normalize_component(R, normalize=None, *, mean=None, scale=None):
     Parameters
     ----------
     R : Tensor of shape (n, k)
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
         ``"l2"``: rows divided by their norm; ``"standard"``: ``(R - mean) /
         scale`` with per-feature statistics fitted on training projections;
+        ``"block"``: the same formula with per-feature means and one scale for
+        the whole component (:func:`block_statistics`);
         ``"layer"``: per-row mean and std (LayerNorm without affine); ``None``:
         unchanged.
     mean, scale : Tensor of shape (k,)
-        Statistics of ``"standard"``.
+        Statistics of ``"standard"`` and ``"block"``.
 
     Returns
     -------
@@ -686,11 +689,46 @@ def normalize_component(R, normalize=None, *, mean=None, scale=None):
         return _safe_normalize(R)
     if normalize == "layer":
         return layer_normalize(R)
-    if normalize == "standard":
+    if normalize in ("standard", "block"):
         return (R - mean) / scale
     raise ValueError(
-        f"normalize={normalize!r} is not supported; expected None, 'l2', 'standard' or 'layer'."
+        f"normalize={normalize!r} is not supported; expected None, 'l2', 'standard', 'block' "
+        "or 'layer'."
     )
+
+
+def block_statistics(R):
+    """Statistics of ``normalize="block"`` for one component, from training projections.
+
+    ``mean`` is the per-feature mean of ``R`` (n, k); ``scale`` is one number
+    for the whole component, the root mean square of ``R - mean`` over all
+    entries (1 when that is zero relative to the entries' magnitude),
+    repeated k times.  After ``(R - mean) / scale`` every component has unit
+    average feature variance, as with ``"standard"``, but the relative
+    spread of its features is kept: a low-variance anchor column is not
+    inflated to the size of the informative ones.
+
+    Returns
+    -------
+    mean, scale : Tensor of shape (k,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import block_statistics
+    >>> R = torch.tensor([[0.0, 10.0], [2.0, 10.0], [4.0, 10.0]], dtype=torch.float64)
+    >>> mean, scale = block_statistics(R)
+    >>> mean.tolist(), [round(v, 6) for v in scale.tolist()]
+    ([2.0, 10.0], [1.154701, 1.154701])
+    """
+    R = R.to(torch.float64)
+    c = _pow2(R.abs().amax())  # exact rescaling: squares neither overflow nor underflow
+    Rc = R / c
+    mean = Rc.mean(dim=0)
+    rms = (Rc - mean).square().mean().sqrt()
+    tiny = 1e3 * torch.finfo(torch.float64).eps * Rc.abs().amax()
+    scale = torch.where(rms <= tiny, torch.ones_like(rms), rms * c)
+    return mean * c, scale.expand(R.shape[1]).clone()
 
 
 def aggregate_components(components, aggregation="concat"):
@@ -769,9 +807,9 @@ def product_projection(
         One entry of :data:`PRODUCT_METRICS` per component.
     center : Tensor of shape (d,) or None
         Subtracted from both sides before every component.
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
     means, scales : sequence of Tensor of shape (k,), optional
-        Per-component statistics of ``normalize="standard"``.
+        Per-component statistics of ``normalize="standard"`` or ``"block"``.
     aggregation : {"concat", "sum", "mean"}
     weights : sequence of float or None
         One non-negative factor per component, applied after normalization;
@@ -828,8 +866,8 @@ def _component_agreement(anchors, reference, metrics, *, center=True):
     anchors of the Pearson correlation of an anchor's similarities (or
     distances) to the other anchors in one space with the same in the other
     (the anchor itself left out).  It is invariant to a per-row positive
-    scale and offset, hence to every normalization of :func:`normalize_component`
-    but ``"standard"``; 1 means the two spaces order and space the anchors
+    scale and offset, hence to the per-row normalizations of
+    :func:`normalize_component` (not to the per-feature ones); 1 means the two spaces order and space the anchors
     alike under that metric.
 
     Parameters
