@@ -11,11 +11,15 @@ pair of encoders of a cached data set it scores:
   per component), ``product nolinf``;
 * ``cka`` / ``cka select``: weights from, or the argmax of, the linear CKA of
   each component with its own input space (source side only);
+* ``corr ...``: weights from (``power=1``), or the argmax of (``select``), the
+  mean row correlation of the anchors' relative matrices across the two
+  spaces (the previous attempt's score);
 * ``transfer ...``: the library's ``weights="transfer"``
-  (``functional.product_transfer_weights``): the agreement of each
-  component's anchor-by-anchor relative matrix across the two spaces, and
-  variants of the map from agreements to weights (``power``, ``select`` = the
-  argmax, ``drop`` = drop components below a share of the best agreement);
+  (``functional.product_transfer_weights``): the agreement (symmetric R^2) of
+  each component's anchor-by-anchor relative matrix across the two spaces,
+  and variants of the map from agreements to weights (``power``, ``select`` =
+  the argmax, ``drop`` = drop components below a share of the best
+  agreement), with ``"l2"`` or ``"block"`` normalization;
   none looks at labels.
 
 ``--estimator`` additionally runs ``ProductInvarianceProjector(weights="transfer")``
@@ -88,6 +92,7 @@ def main(argv=None):
     parser.add_argument("--max-n", type=int, default=1500)
     parser.add_argument("--estimator", action="store_true")
     parser.add_argument("--report", nargs="+")
+    parser.add_argument("--only", nargs="+", help="variant name prefixes to run")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.report:
@@ -126,12 +131,31 @@ def main(argv=None):
                         for b in blocks[(e, "l2")]]) for e in spaces}
     names = list(spaces)
 
-    def agreement(s, t):
+    def agreement(s, t, normalize="l2"):
         A_s = torch.as_tensor(spaces[s][anchors], dtype=torch.float64)
         A_t = torch.as_tensor(spaces[t][anchors], dtype=torch.float64)
-        return F.product_transfer_weights(A_s, A_t, METRICS, power=1.0, threshold=0.0)
+        return F.product_transfer_weights(A_s, A_t, METRICS, normalize=normalize)
 
     agree = {(s, t): agreement(s, t).numpy() for s in names for t in names if s != t}
+    block_agree = {(s, t): agreement(s, t, "block").numpy()
+                   for s in names for t in names if s != t}
+    rows_a = train[in_train]  # the anchors, in the column order of the relative blocks
+    off = ~np.eye(len(rows_a), dtype=bool)
+
+    def corr(s, t):
+        """Mean off-diagonal row correlation of the anchors' relative matrices (l2)."""
+        out = []
+        for c in range(4):
+            Ns, Nt = blocks[(s, "l2")][c][rows_a], blocks[(t, "l2")][c][rows_a]
+            Ns = Ns[off].reshape(len(Ns), -1)
+            Nt = Nt[off].reshape(len(Nt), -1)
+            Ns = Ns - Ns.mean(1, keepdims=True)
+            Nt = Nt - Nt.mean(1, keepdims=True)
+            num = (Ns * Nt).sum(1)
+            out.append(np.mean(num / np.linalg.norm(Ns, axis=1) / np.linalg.norm(Nt, axis=1)))
+        return np.array(out)
+
+    fit_corr = {(s, t): corr(s, t) for s in names for t in names if s != t}
 
     def fit_score(Fs, Ft):
         clf = S.head()
@@ -154,16 +178,17 @@ def main(argv=None):
         "cka": lambda s, t: power_w(np.minimum(cka[s], cka[t]), 1),
         "cka select": lambda s, t: np.eye(4)[np.argmax(cka[s] + cka[t])],
     }
-    for p in (1, 2, 4, 8):
+    variants["corr power=1"] = lambda s, t: power_w(fit_corr[(s, t)], 1)
+    variants["corr select"] = lambda s, t: np.eye(4)[np.argmax(fit_corr[(s, t)])]
+    for p in (1, 2, 4):
         variants[f"transfer power={p}"] = (lambda p: lambda s, t: power_w(agree[(s, t)], p))(p)
     variants["transfer select"] = lambda s, t: np.eye(4)[np.argmax(agree[(s, t)])]
-    for tau in (0.8, 0.9, 0.95):
+    for tau in (0.5, 0.8):
         variants[f"transfer drop={tau}"] = (
             lambda tau: lambda s, t: (power_w(agree[(s, t)], 1) >= tau).astype(float))(tau)
-        variants[f"transfer drop={tau} power=4"] = (
-            lambda tau: lambda s, t: np.where(power_w(agree[(s, t)], 1) >= tau,
-                                              power_w(agree[(s, t)], 4), 0.0))(tau)
-    variants["transfer block power=4"] = lambda s, t: ("block", power_w(agree[(s, t)], 4))
+    variants["block nolinf"] = lambda s, t: ("block", np.array([1, 1, 1, 0.0]))
+    variants["transfer block power=1"] = lambda s, t: (
+        "block", block_agree[(s, t)])
     rows = []
     for s in names:
         for t in names:
@@ -173,13 +198,16 @@ def main(argv=None):
             for c, m in enumerate(METRICS):
                 row[f"single {m}"] = fit_score(blocks[(s, "l2")][c], blocks[(t, "l2")][c])
             for name, wf in variants.items():
+                if args.only and not name.startswith(tuple(args.only)):
+                    continue
                 w = wf(s, t)
                 norm = "l2"
                 if isinstance(w, tuple):
                     norm, w = w
                 row[name] = fit_score(weighted(s, w, norm), weighted(t, w, norm))
             for c, m in enumerate(METRICS):
-                row[f"agree {m}"] = agree[(s, t)][c]
+                row[f"agree {m}"] = agree[(s, t)][c]  # share of the best, clipped at 0
+                row[f"corr {m}"] = fit_corr[(s, t)][c]
             if args.estimator:
                 kw = dict(anchors=in_train, weights="transfer")
                 Ps = ProductInvarianceProjector(**kw).fit(

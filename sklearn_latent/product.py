@@ -316,9 +316,10 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
             ref = self._check_reference(reference, X)
             A = torch.from_numpy(anchors).to(torch.float64)
             self.agreement_ = to_numpy(
-                F._component_agreement(A, ref, metrics, center=self.center))
+                F._component_agreement(A, ref, metrics, center=self.center,
+                                       normalize=self.normalize))
             self.weights_ = to_numpy(F.product_transfer_weights(
-                A, ref, metrics, center=self.center))
+                A, ref, metrics, center=self.center, normalize=self.normalize))
         else:
             self.weights_ = np.ones(len(metrics)) if weights is None else weights.copy()
         remember_params(self, self._TRANSFORM_PARAMS)

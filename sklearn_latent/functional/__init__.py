@@ -837,38 +837,59 @@ def product_projection(
     )(X)
 
 
-def _row_correlations(R, S):
-    """Pearson correlation of each row of ``R`` with the same row of ``S``, off the diagonal.
+def _transfer_r2(R, S):
+    """Share of the variance of two (k, k) anchor matrices that each reproduces of the other.
 
-    ``R`` and ``S`` are (k, k) anchor-by-anchor relative matrices; the diagonal
-    (an anchor against itself: 0 for a distance, 1 for cosine in both spaces)
-    is left out, so it does not inflate the agreement.
+    ``1 - sum (R - S)^2 / ((sum (R - mean_R)^2 + sum (S - mean_S)^2) / 2)`` over
+    the off-diagonal entries (an anchor against itself is the same constant in
+    both spaces), with ``mean`` the per-column mean: the coefficient of
+    determination of reading one space's features as the other's, made
+    symmetric.  1 for equal matrices; 0 or below when the difference is as
+    large as the features' own variation.
     """
     k = R.shape[0]
     off = ~torch.eye(k, dtype=torch.bool, device=R.device)
-    R = R[off].reshape(k, k - 1)
-    S = S[off].reshape(k, k - 1)
-    R = R - R.mean(dim=1, keepdim=True)
-    S = S - S.mean(dim=1, keepdim=True)
-    num = (R * S).sum(dim=1)
-    den = torch.linalg.vector_norm(R, dim=1) * torch.linalg.vector_norm(S, dim=1)
-    # a constant row carries no information about the other space: correlation 0
-    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
+    R = R.T[off].reshape(k, k - 1)  # row j: feature (column) j without its diagonal entry
+    S = S.T[off].reshape(k, k - 1)
+    err = (R - S).square().sum()
+    var = 0.5 * ((R - R.mean(dim=1, keepdim=True)).square().sum()
+                 + (S - S.mean(dim=1, keepdim=True)).square().sum())
+    if not var > 0:
+        return torch.zeros((), dtype=R.dtype, device=R.device) if err > 0 else err.new_ones(())
+    return 1 - err / var
 
 
-def _component_agreement(anchors, reference, metrics, *, center=True):
-    """How well each component's relative representation agrees across two spaces.
+def _anchor_block(A, metric, center, normalize):
+    """The normalized relative representation of the anchors against themselves, float64."""
+    A = A.to(torch.float64)
+    c = A.mean(dim=0) if center else None
+    R = _relative_projector(A, metric, center=c)(A)
+    if normalize in ("standard", "block"):
+        if normalize == "block":
+            mean, scale = block_statistics(R)
+        else:
+            mean, scale = R.mean(dim=0), R.std(dim=0, correction=0)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return normalize_component(R, normalize, mean=mean, scale=scale)
+    return normalize_component(R, normalize)
+
+
+def _component_agreement(anchors, reference, metrics, *, center=True, normalize="l2"):
+    """How much of each component's anchor features one space reproduces of the other's.
 
     For each metric ``d`` the anchor-by-anchor relative matrices
-    ``RR(A; A, d)`` of the two spaces (``anchors`` in one, ``reference`` the
-    same anchors embedded in the other, each centered on its own anchor mean
-    when ``center``) are compared row by row: the agreement is the mean over
-    anchors of the Pearson correlation of an anchor's similarities (or
-    distances) to the other anchors in one space with the same in the other
-    (the anchor itself left out).  It is invariant to a per-row positive
-    scale and offset, hence to the per-row normalizations of
-    :func:`normalize_component` (not to the per-feature ones); 1 means the two spaces order and space the anchors
-    alike under that metric.
+    ``N(RR(A; A, d))`` of the two spaces (``anchors`` in one, ``reference``
+    the same anchors embedded in the other, each centered on its own anchor
+    mean when ``center``, normalized with ``normalize`` as the projector
+    would, per-feature statistics taken from the anchors themselves) are
+    compared entry by entry (the diagonal left out): the agreement is the
+    symmetric coefficient of determination ``1 - |R_1 - R_2|^2 / var``, with
+    ``var`` the mean of the two matrices' summed squared deviations from
+    their column means.  A head fitted on one space's features reads the
+    other's as they are, so this is the share of the features' variation it
+    will see unchanged; 1 means identical features, 0 or below that the
+    difference is as large as the features' own variation (the component is
+    noise for a stitched head).
 
     Parameters
     ----------
@@ -878,10 +899,11 @@ def _component_agreement(anchors, reference, metrics, *, center=True):
     metrics : sequence of str
         Entries of :data:`PRODUCT_METRICS`.
     center : bool, default=True
+    normalize : {None, "l2", "standard", "block", "layer"}, default="l2"
 
     Returns
     -------
-    Tensor of shape (len(metrics),), float64, in [-1, 1]
+    Tensor of shape (len(metrics),), float64, at most 1
 
     Examples
     --------
@@ -901,33 +923,28 @@ def _component_agreement(anchors, reference, metrics, *, center=True):
             "anchors; give the same anchors embedded in the reference space, row for row."
         )
     if anchors.shape[0] < 3:
-        raise ValueError(
-            f"_component_agreement needs at least 3 anchors, got {anchors.shape[0]}."
-        )
-    out = []
-    for metric in metrics:
-        mats = []
-        for A in (anchors, reference):
-            A = A.to(torch.float64)
-            c = A.mean(dim=0) if center else None
-            mats.append(_relative_projector(A, metric, center=c)(A))
-        out.append(_row_correlations(*mats).mean())
-    return torch.stack(out)
+        raise ValueError(f"the agreement needs at least 3 anchors, got {anchors.shape[0]}.")
+    return torch.stack([
+        _transfer_r2(*(_anchor_block(A, metric, center, normalize) for A in (anchors, reference)))
+        for metric in metrics
+    ])
 
 
 def product_transfer_weights(
-    anchors, reference, metrics, *, center=True, power=1.0, threshold=0.0,
+    anchors, reference, metrics, *, center=True, normalize="l2", power=1.0, threshold=0.0,
 ):
-    """Component weights of the product from their agreement across two spaces.
+    """Component weights of the product from how well they transfer between two spaces.
 
-    ``a = _component_agreement(anchors, reference, metrics)``; a
-    component agreeing less than ``threshold`` times the best agreement is
-    dropped (weight 0), the others get ``(a_m / max(a)) ** power`` (the best
-    component weighs 1).  Only anchors of both spaces are used, no labels: the
-    components whose relative representation the two spaces share are the
-    ones a head fitted on one space can read in the other.  The result is
-    symmetric in the two spaces, so both sides of a stitching pair fitted this
-    way get the same weights.
+    ``a = _component_agreement(anchors, reference, metrics)``: per component,
+    the share of the anchors' normalized relative features that the two
+    spaces have in common (a symmetric coefficient of determination, see
+    :class:`~sklearn_latent.ProductInvarianceProjector`).  A component with
+    ``a <= 0`` (its features differ between the spaces as much as they vary)
+    or below ``threshold`` times the best agreement is dropped (weight 0);
+    the others get ``(a_m / max(a)) ** power``, so the best component weighs 1.
+    Only anchors of both spaces are used, no labels; the result is symmetric
+    in the two spaces, so both sides of a stitching pair fitted this way get
+    the same weights.
 
     Parameters
     ----------
@@ -936,6 +953,8 @@ def product_transfer_weights(
         The same anchors in the reference space, row for row.
     metrics : sequence of str
     center : bool, default=True
+    normalize : {None, "l2", "standard", "block", "layer"}, default="l2"
+        The projector's normalization (statistics from the anchors).
     power : float, default=1.0
         Sharpening of the weights (0: every kept component weighs 1).
     threshold : float in [0, 1], default=0.0
@@ -943,7 +962,7 @@ def product_transfer_weights(
 
     Returns
     -------
-    Tensor of shape (len(metrics),), float64, in [0, 1], at least one 1
+    Tensor of shape (len(metrics),), float64, in [0, 1], the largest 1
 
     Examples
     --------
@@ -960,13 +979,14 @@ def product_transfer_weights(
         raise ValueError(f"power must be a finite number >= 0, got {power!r}.")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
-    a = _component_agreement(anchors, reference, metrics, center=center)
+    a = _component_agreement(anchors, reference, metrics, center=center, normalize=normalize)
     best = a.max()
     if not best > 0:
-        # no component agrees at all: nothing to prefer, weigh them equally
+        # no component transfers at all: nothing to prefer, weigh them equally
         return torch.ones_like(a)
     share = a.clamp(min=0) / best
-    return torch.where(share >= threshold, share ** power, torch.zeros_like(share))
+    keep = (share > 0) & (share >= threshold)
+    return torch.where(keep, share ** power, torch.zeros_like(share))
 
 
 def prune_anchors(normalized_anchors, threshold, start=0):
