@@ -19,7 +19,9 @@ StandardScaler (which inflates dead dimensions).
 * relative spaces (``RelativeProjector``, ``ProductInvarianceProjector`` and
   single components): each encoder is projected on its own anchors, a head is
   fitted on the target's relative training rows and scores the source's
-  relative test rows;
+  relative test rows; ``product weights=transfer`` is fitted per ordered
+  pair, each side with the other's training rows as ``reference`` (anchors
+  only are compared; no labels);
 * ``native``: the target's head on the target's own test rows; ``absolute``:
   the source's raw test rows into the target's native head (same widths only).
 
@@ -147,10 +149,29 @@ def projector_specs(full=True):
             "product normalize=layer": pp(normalize="layer"),
             "product normalize=None": pp(normalize=None),
             "product l2 no-linf": pp(normalize="l2", metrics=METRICS4[:3]),
+            "product normalize=block": pp(normalize="block"),
         })
         for m in METRICS4:
             for norm in ("l2", "standard"):
                 specs[f"single {m} normalize={norm}"] = pp(metrics=(m,), normalize=norm)
+    return specs
+
+
+def pair_projector_specs(full=True):
+    """Projectors fitted per ordered pair, each side with the other as ``reference``.
+
+    ``{name: factory(anchor_indices) -> unfitted projector}``; ``fit(X_e,
+    reference=X_other)`` on the training rows of both spaces.
+    """
+    from sklearn_latent import ProductInvarianceProjector
+
+    specs = {
+        "product weights=transfer": lambda idx: ProductInvarianceProjector(
+            anchors=idx, weights="transfer"),
+    }
+    if full:
+        specs["product block weights=transfer"] = lambda idx: ProductInvarianceProjector(
+            anchors=idx, weights="transfer", normalize="block")
     return specs
 
 
@@ -211,6 +232,18 @@ def run_config(spaces, labels, seed, k, *, full=True, log=print):
                 clf = head().fit(rel[t][train], y_tr)
                 for s in names:
                     add(name, s, t, _score(clf, rel[s][test], y_te))
+            log(f"  {name}: {time.perf_counter() - t0:.0f} s")
+        for name, make in pair_projector_specs(full).items():
+            t0 = time.perf_counter()
+            for t in names:
+                for s in names:
+                    if s == t:
+                        continue
+                    Xs, Xt = spaces[s][train], spaces[t][train]
+                    ps = make(in_train).fit(Xs, reference=Xt)
+                    pt = make(in_train).fit(Xt, reference=Xs)
+                    clf = head().fit(pt.transform(Xt), y_tr)
+                    add(name, s, t, _score(clf, ps.transform(spaces[s][test]), y_te))
             log(f"  {name}: {time.perf_counter() - t0:.0f} s")
     return rows
 

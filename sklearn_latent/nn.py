@@ -366,8 +366,8 @@ class RelativeProjection(nn.Module):
 class ProductProjection(nn.Module):
     """Frozen :class:`~sklearn_latent.ProductInvarianceProjector` as a module.
 
-    ``r(x) = phi(N(RR(x; A, d_1)), ..., N(RR(x; A, d_m)))`` with the fitted
-    anchors, centering mean and per-component statistics as buffers (see
+    ``r(x) = phi(w_1 N(RR(x; A, d_1)), ..., w_m N(RR(x; A, d_m)))`` with the
+    fitted anchors, centering mean, per-component statistics and weights as buffers (see
     :func:`sklearn_latent.functional.product_projection`).  Build it with
     :func:`to_module`.
 
@@ -376,9 +376,12 @@ class ProductProjection(nn.Module):
     anchors : Tensor of shape (k, d)
     metrics : tuple of str
     anchor_mean : Tensor of shape (d,) or None
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
     output_mean, output_scale : Tensor of shape (m, k) or None
     aggregation : {"concat", "sum", "mean"}
+    weights : Tensor of shape (m,) or None
+        Factor of each component (``None``: all 1); a component of weight 0
+        is not computed.
 
     Examples
     --------
@@ -393,12 +396,13 @@ class ProductProjection(nn.Module):
     """
 
     def __init__(self, anchors, metrics, *, anchor_mean=None, normalize=None,
-                 output_mean=None, output_scale=None, aggregation="concat"):
+                 output_mean=None, output_scale=None, aggregation="concat", weights=None):
         super().__init__()
         self.metrics = tuple(metrics)
         self.normalize = normalize
         self.aggregation = aggregation
         self.register_buffer("anchors", anchors)
+        self.register_buffer("weights", weights)
         self.register_buffer("anchor_mean", anchor_mean)
         self.register_buffer("output_mean", output_mean)
         self.register_buffer("output_scale", output_scale)
@@ -410,11 +414,16 @@ class ProductProjection(nn.Module):
         c = None if self.anchor_mean is None else self.anchor_mean.to(x.dtype)
         comps = []
         for i, metric in enumerate(self.metrics):
+            w = None if self.weights is None else float(self.weights[i])
+            if w == 0.0:
+                comps.append(x.new_zeros((x.shape[0], A.shape[0])))
+                continue
             R = _relative(x, A, metric, c, 2.0)
             mu = sd = None
-            if self.normalize == "standard":
+            if self.normalize in ("standard", "block"):
                 mu, sd = self.output_mean[i].to(x.dtype), self.output_scale[i].to(x.dtype)
-            comps.append(F.normalize_component(R, self.normalize, mean=mu, scale=sd))
+            R = F.normalize_component(R, self.normalize, mean=mu, scale=sd)
+            comps.append(R if w is None or w == 1.0 else R * w)
         return F.aggregate_components(comps, self.aggregation)
 
 
@@ -525,12 +534,18 @@ def _relative_module(est):
     return mod
 
 
+def _product_weights(est):
+    w = getattr(est, "weights_", None)  # None: fitted before weights existed
+    return None if w is None or (w == 1).all() else _as_buffer(w)
+
+
 def _product_module(est):
     return ProductProjection(
         _as_buffer(est.anchors_), est.metrics_,
         anchor_mean=_as_buffer(est.anchor_mean_) if est.center else None,
         normalize=est.normalize, output_mean=_as_buffer(est.output_mean_),
         output_scale=_as_buffer(est.output_scale_), aggregation=est.aggregation,
+        weights=_product_weights(est),
     )
 
 

@@ -10,6 +10,7 @@ from ._backend import (
     apply_batched,
     atomic_fit,
     check_batch_size,
+    check_input,
     check_option,
     finite_result,
     remember_params,
@@ -49,6 +50,44 @@ def _check_metrics(metrics):
     return tuple(metrics)
 
 
+#: Normalizations of the product: ``RelativeProjector``'s and ``"block"``.
+PRODUCT_NORMALIZATIONS = (*NORMALIZATIONS, "block")
+
+#: Values of ``weights`` other than an array of per-component factors.
+WEIGHTINGS = (None, "transfer")
+
+
+def _check_weights(weights, n_metrics):
+    """``None``, ``"transfer"`` or a float64 array of n_metrics finite factors >= 0, one > 0."""
+    if weights is None or (isinstance(weights, str) and weights == "transfer"):
+        return weights
+    if isinstance(weights, str):
+        raise ValueError(
+            f"weights={weights!r} is not supported; expected None, 'transfer' or one "
+            "non-negative number per metric."
+        )
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().cpu().numpy()
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"weights must be None, 'transfer' or one number per metric; got {weights!r}."
+        ) from None
+    if w.ndim != 1 or w.shape[0] != n_metrics:
+        raise ValueError(
+            f"weights has shape {w.shape} but there are {n_metrics} metrics; give one "
+            "weight per metric, in the order of metrics."
+        )
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights={w.tolist()} contains NaN or infinity.")
+    if (w < 0).any():
+        raise ValueError(f"weights={w.tolist()} contains a negative weight; weights are >= 0.")
+    if not (w > 0).any():
+        raise ValueError(f"weights={w.tolist()} are all 0; at least one component must count.")
+    return w
+
+
 class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimator):
     """Product of invariances: several relative projections against one anchor set.
 
@@ -86,10 +125,25 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         ``"concat"``: the components side by side (``n_anchors * len(metrics)``
         features, metric-major); ``"sum"`` / ``"mean"``: elementwise over the
         components (``n_anchors`` features).
-    normalize : {"l2", "standard", "layer"} or None, default="l2"
+    weights : None, "transfer" or array-like of shape (len(metrics),), default=None
+        Factor of each normalized component before aggregation (0 drops the
+        component: its block is zeros and is not computed).  ``None``: all 1,
+        the paper's product.  ``"transfer"``: fitted on the anchors from
+        ``fit(X, reference=Y)``, where ``Y`` embeds the same items in the
+        space the representation will be compared with (the other side of a
+        stitching pair): each component is weighted by how well its
+        anchor-by-anchor relative representation agrees across the two
+        spaces (:func:`~sklearn_latent.functional.product_transfer_weights`);
+        no labels are used.  Fit both sides of a pair with the other side as
+        reference: the weights are symmetric, so both get the same.  See
+        :doc:`/product_inverse` for when it helps and when it loses.
+    normalize : {"l2", "standard", "block", "layer"} or None, default="l2"
         Per-component normalization before aggregation: ``"l2"`` per row (each
         component of a sample has unit norm), ``"standard"`` per feature with
-        mean and std fitted on the training projections, ``"layer"`` per row
+        mean and std fitted on the training projections, ``"block"`` per
+        feature mean and one scale per component (the RMS of the centered
+        training projections, :func:`~sklearn_latent.functional.block_statistics`),
+        ``"layer"`` per row
         mean/std (LayerNorm without affine, as the authors use), ``None`` none.
         Note that each of them except ``None`` also removes a global scale of
         the distance components, i.e. makes the euclidean, L1 and L-inf
@@ -124,7 +178,14 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     metrics_ : tuple of str
         The validated metrics, in output order.
     output_mean_, output_scale_ : ndarray of shape (len(metrics), n_anchors) or None
-        Per-component statistics of ``normalize="standard"``.
+        Per-component statistics of ``normalize="standard"`` or ``"block"``
+        (for ``"block"`` each row of ``output_scale_`` repeats one value).
+    weights_ : ndarray of shape (len(metrics),)
+        The factor of each component (all 1 for ``weights=None``).
+    agreement_ : ndarray of shape (len(metrics),) or None
+        With ``weights="transfer"``: each component's agreement with the
+        reference space (mean row correlation of the anchors' relative
+        representations, in [-1, 1]); else ``None``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when X has string column names.
@@ -160,6 +221,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         anchors="random",
         metrics=("cosine", "euclidean", "l1", "linf"),
         aggregation="concat",
+        weights=None,
         normalize="l2",
         center=True,
         device=None,
@@ -170,33 +232,36 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         self.anchors = anchors
         self.metrics = metrics
         self.aggregation = aggregation
+        self.weights = weights
         self.normalize = normalize
         self.center = center
         self.device = device
         self.batch_size = batch_size
         self.random_state = random_state
 
-    _TRANSFORM_PARAMS = ("metrics", "aggregation", "normalize", "center")
+    _TRANSFORM_PARAMS = ("metrics", "aggregation", "weights", "normalize", "center")
 
     def _check_params(self):
         metrics = _check_metrics(self.metrics)
         check_option(self.aggregation, "aggregation", F.AGGREGATIONS)
-        check_option(self.normalize, "normalize", NORMALIZATIONS)
+        check_option(self.normalize, "normalize", PRODUCT_NORMALIZATIONS)
         if not isinstance(self.center, (bool, np.bool_)):
             raise TypeError(f"center must be a bool, got {self.center!r}.")
         check_batch_size(self.batch_size)
-        return metrics
+        weights = _check_weights(self.weights, len(metrics))
+        return metrics, weights
 
-    def _projector(self, device, dtype, normalize, aggregation):
+    def _projector(self, device, dtype, normalize, aggregation, weighted=True):
         anchors = fitted_tensor(self, "anchors_", device, dtype)
         center = self._center_tensor(device)
         means = scales = None
-        if normalize == "standard":
+        if normalize in ("standard", "block"):
             means = fitted_tensor(self, "output_mean_", device, dtype)
             scales = fitted_tensor(self, "output_scale_", device, dtype)
         return F._product_projector(
             anchors, self.metrics_, center=center, normalize=normalize,
             means=means, scales=scales, aggregation=aggregation,
+            weights=getattr(self, "weights_", None) if weighted else None,
         )
 
     def _n_outputs(self, aggregation):
@@ -204,20 +269,39 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         return k * len(self.metrics_) if aggregation == "concat" else k
 
     @atomic_fit
-    def fit(self, X, y=None):
-        """Pick the anchors in X and fit the per-component normalization.
+    def fit(self, X, y=None, *, reference=None):
+        """Pick the anchors in X, fit the per-component normalization and weights.
 
         Parameters
         ----------
         X : array-like or Tensor of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), optional
             Class labels, used only by ``anchors="stratified"``.
+        reference : array-like or Tensor, optional
+            Required by ``weights="transfer"`` (ignored otherwise): the same
+            items embedded in the reference space, any width.  Rows parallel
+            to X (shape ``(n_samples, d_ref)``) when the anchors are rows of X;
+            one row per anchor, in order (``(n_anchors, d_ref)``) when
+            ``anchors`` is a 2-D array of anchor vectors.
 
         Returns
         -------
         self : ProductInvarianceProjector
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_latent import ProductInvarianceProjector
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(100, 6))
+        >>> Y = X @ np.linalg.qr(rng.normal(size=(6, 6)))[0]  # X rotated
+        >>> proj = ProductInvarianceProjector(
+        ...     20, metrics=("cosine", "l1"), weights="transfer", random_state=0
+        ... ).fit(X, reference=Y)
+        >>> proj.weights_[0], bool(proj.weights_[1] < 1)  # L1 is not rotation invariant
+        (1.0, True)
         """
-        metrics = self._check_params()
+        metrics, weights = self._check_params()
         X, anchors, idx, device = self._fit_anchors(X, y)
         self.anchors_ = anchors
         self.anchor_indices_ = idx
@@ -227,20 +311,66 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         if self.center and centered_metrics:
             A = torch.from_numpy(anchors).to(torch.float64)
             _check_centered_anchors(A - mean, mean, self, X.shape[0], centered_metrics[0])
+        self.agreement_ = None
+        if isinstance(weights, str):  # "transfer"
+            ref = self._check_reference(reference, X)
+            A = torch.from_numpy(anchors).to(torch.float64)
+            self.agreement_ = to_numpy(
+                F._component_agreement(A, ref, metrics, center=self.center,
+                                       normalize=self.normalize))
+            self.weights_ = to_numpy(F.product_transfer_weights(
+                A, ref, metrics, center=self.center, normalize=self.normalize))
+        else:
+            self.weights_ = np.ones(len(metrics)) if weights is None else weights.copy()
         remember_params(self, self._TRANSFORM_PARAMS)
         self.anchor_mean_ = to_numpy(mean).astype(anchors.dtype) if self.center else None
         self.output_mean_ = self.output_scale_ = None
-        if self.normalize == "standard":
-            raw = to_tensor(self._apply(X, device, None, "concat"), torch.device("cpu"))
-            mu, sd = _column_stats(raw, anchors.dtype)
+        if self.normalize in ("standard", "block"):
+            raw = to_tensor(
+                self._apply(X, device, None, "concat", weighted=False), torch.device("cpu"))
             shape = (len(metrics), anchors.shape[0])
-            self.output_mean_, self.output_scale_ = mu.reshape(shape), sd.reshape(shape)
+            if self.normalize == "standard":
+                mu, sd = _column_stats(raw, anchors.dtype)
+                self.output_mean_, self.output_scale_ = mu.reshape(shape), sd.reshape(shape)
+            else:
+                stats = [F.block_statistics(B) for B in raw.split(shape[1], dim=1)]
+                self.output_mean_, self.output_scale_ = (
+                    np.stack([to_numpy(st[i]) for st in stats]).astype(anchors.dtype)
+                    for i in (0, 1)
+                )
         return self
 
-    def _apply(self, X, device, normalize, aggregation, out=None):
+    def _check_reference(self, reference, X):
+        """The reference space's anchor rows, float64 on the CPU (``weights="transfer"``)."""
+        if reference is None:
+            raise ValueError(
+                "weights='transfer' needs the reference space: fit(X, reference=Y) with Y the "
+                "same items embedded in the space to agree with."
+            )
+        ref = check_input(None, reference, reset=False, input_name="reference")
+        ref = to_tensor(ref, torch.device("cpu")).to(torch.float64)
+        idx, k = self.anchor_indices_, self.anchors_.shape[0]
+        if idx is not None:
+            if ref.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"reference has {ref.shape[0]} rows but X has {X.shape[0]}; with anchors "
+                    "picked among the rows of X, reference must be parallel to X."
+                )
+            ref = ref[torch.as_tensor(idx)]
+        elif ref.shape[0] != k:
+            raise ValueError(
+                f"reference has {ref.shape[0]} rows but there are {k} anchor vectors; give "
+                "the anchors embedded in the reference space, one row per anchor."
+            )
+        if ref.shape[0] < 3:
+            raise ValueError(f"weights='transfer' needs at least 3 anchors, got {ref.shape[0]}.")
+        return ref
+
+    def _apply(self, X, device, normalize, aggregation, out=None, weighted=True):
         with torch.no_grad():
             return apply_batched(
-                finite_result(self._projector(device, torch_dtype(X), normalize, aggregation)),
+                finite_result(self._projector(
+                    device, torch_dtype(X), normalize, aggregation, weighted)),
                 X,
                 device=device,
                 n_outputs=self._n_outputs(aggregation), batch_size=self.batch_size, out=out,

@@ -433,3 +433,216 @@ def test_single_centered_anchor_raises(backend):
     # the distances alone are translation invariant: one anchor is fine
     est = ProductInvarianceProjector(1, metrics=("euclidean", "l1"), random_state=0).fit(X)
     assert backend.to_numpy(est.transform(X)).shape == (60, 2)
+
+
+# --------------------------------------------------------------------------
+# issue 13, item 5: component weights (weights=array / "transfer")
+# --------------------------------------------------------------------------
+def _rotated_pair(n=80, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.linspace(0.5, 2.0, d)
+    return X, X @ ortho_group.rvs(d, random_state=seed) + 3.0
+
+
+def _agreement_numpy(A, B, metrics):
+    """Independent formula: symmetric R^2 of the l2-normalized anchor matrices, off-diagonal."""
+    from scipy.spatial.distance import cdist
+
+    def rel(M, metric):
+        M = M - M.mean(0)
+        if metric == "cosine":
+            R = 1 - cdist(M, M, "cosine")
+        else:
+            R = cdist(M, M, {"euclidean": "euclidean", "l1": "cityblock",
+                             "linf": "chebyshev"}[metric])
+        return R / np.linalg.norm(R, axis=1, keepdims=True)
+
+    out = []
+    for metric in metrics:
+        Ra, Rb = rel(A, metric), rel(B, metric)
+        err = var = 0.0
+        for j in range(len(A)):  # feature j: column j without the anchor itself
+            a, b = np.delete(Ra[:, j], j), np.delete(Rb[:, j], j)
+            err += ((a - b) ** 2).sum()
+            var += 0.5 * (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum())
+        out.append(1 - err / var)
+    return np.array(out)
+
+
+def test_component_agreement_known_answers():
+    X, Y = _rotated_pair()
+    A = torch.as_tensor(X[:30])
+    a = F._component_agreement(A, torch.as_tensor(Y[:30]), ALL)
+    # cosine and euclidean ignore a rotation plus a translation, L1 and L-inf do not
+    np.testing.assert_allclose(a[:2].numpy(), 1.0, atol=1e-12)
+    assert (a[2:] < 0.95).all() and (a[2:] > 0.0).all()
+    # an independent implementation of the formula
+    np.testing.assert_allclose(a.numpy(), _agreement_numpy(X[:30], Y[:30], ALL), atol=1e-10)
+    # with per-row l2 a scale changes nothing; unrelated spaces agree about nothing
+    np.testing.assert_allclose(F._component_agreement(A, 5 * A, ALL).numpy(), 1.0, atol=1e-12)
+    noise = torch.as_tensor(np.random.default_rng(1).normal(size=(30, 6)))
+    assert F._component_agreement(A, noise, ALL).max() < 0.1
+    # known answers of the R^2 itself: equal matrices 1; a constant shift of every
+    # entry by c costs k (k - 1) c^2 against the (unchanged) variance
+    R = torch.as_tensor(np.random.default_rng(2).normal(size=(6, 6)))
+    assert F._transfer_r2(R, R) == 1.0
+    Roff = R.T[~torch.eye(6, dtype=torch.bool)].reshape(6, 5)
+    var = (Roff - Roff.mean(dim=1, keepdim=True)).square().sum()
+    np.testing.assert_allclose(float(F._transfer_r2(R, R + 0.5)), 1 - 30 * 0.25 / float(var),
+                               rtol=1e-12)
+    # the diagonal is left out: changing it changes nothing
+    assert F._transfer_r2(R, R + 9 * torch.eye(6, dtype=torch.float64)) == 1.0
+
+
+def test_transfer_weights_map_and_errors():
+    X, Y = _rotated_pair()
+    A, B = torch.as_tensor(X[:30]), torch.as_tensor(Y[:30])
+    a = F._component_agreement(A, B, ALL)
+    share = (a / a.max()).numpy()
+    for power, threshold in [(1.0, 0.0), (4.0, 0.0), (0.0, 0.0), (2.0, 0.95)]:
+        w = F.product_transfer_weights(A, B, ALL, power=power, threshold=threshold).numpy()
+        expected = np.where(share >= threshold, share ** power, 0.0)
+        np.testing.assert_allclose(w, expected, rtol=1e-12)
+    assert F.product_transfer_weights(A, B, ALL, threshold=0.999).tolist()[2:] == [0.0, 0.0]
+    # symmetric in the two spaces
+    np.testing.assert_allclose(F.product_transfer_weights(B, A, ALL).numpy(),
+                               F.product_transfer_weights(A, B, ALL).numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="power must be"):
+        F.product_transfer_weights(A, B, ALL, power=-1)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        F.product_transfer_weights(A, B, ALL, threshold=1.5)
+    with pytest.raises(ValueError, match="reference has 29 rows but there are 30 anchors"):
+        F.product_transfer_weights(A, B[:29], ALL)
+    # a component that differs as much as it varies is dropped even at threshold 0
+    noise = torch.as_tensor(np.random.default_rng(1).normal(size=(30, 6)))
+    mixed = F.product_transfer_weights(A, torch.cat([B[:, :3], noise[:, :3]], 1), ALL)
+    assert mixed.max() == 1.0 and (mixed >= 0).all()
+
+
+def test_fixed_weights_scale_the_blocks(backend):
+    X = backend.asarray(data(60, 5))
+    w = [1.0, 0.5, 0.0, 2.0]
+    plain = backend.to_numpy(ProductInvarianceProjector(10, random_state=0).fit(X).transform(X))
+    est = ProductInvarianceProjector(10, weights=w, random_state=0).fit(X)
+    got = backend.to_numpy(est.transform(X))
+    np.testing.assert_allclose(got, plain * np.repeat(w, 10), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(est.weights_, w)
+    assert est.agreement_ is None
+    # with "sum" the weighted components add up
+    summed = backend.to_numpy(est.set_params(aggregation="sum").fit(X).transform(X))
+    np.testing.assert_allclose(summed, (plain * np.repeat(w, 10)).reshape(60, 4, 10).sum(1),
+                               rtol=1e-12, atol=1e-14)
+    # default: all ones, the unweighted product
+    assert ProductInvarianceProjector(10, random_state=0).fit(X).weights_.tolist() == [1.0] * 4
+
+
+def test_transfer_weights_fit_with_reference(backend):
+    X, Y = _rotated_pair()
+    Xb, Yb = backend.asarray(X), backend.asarray(Y)
+    est = ProductInvarianceProjector(30, weights="transfer", random_state=0).fit(Xb, reference=Yb)
+    idx = est.anchor_indices_
+    expected = F.product_transfer_weights(torch.as_tensor(X[idx]), torch.as_tensor(Y[idx]), ALL)
+    np.testing.assert_allclose(est.weights_, expected.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(est.agreement_[:2], 1.0, atol=1e-10)
+    assert est.weights_[0] == pytest.approx(1.0) and (est.weights_[2:] < 1).all()
+    # the other side with the first as reference gets the same weights
+    other = ProductInvarianceProjector(anchors=idx, weights="transfer").fit(Yb, reference=Xb)
+    np.testing.assert_allclose(other.weights_, est.weights_, rtol=1e-10)
+    R = backend.to_numpy(est.transform(Xb))
+    plain = backend.to_numpy(ProductInvarianceProjector(30, random_state=0).fit(Xb).transform(Xb))
+    np.testing.assert_allclose(R, plain * np.repeat(est.weights_, 30), rtol=1e-6, atol=1e-12)
+    # explicit anchor vectors: reference gives one row per anchor
+    vec = ProductInvarianceProjector(anchors=X[idx], weights="transfer").fit(
+        Xb, reference=backend.asarray(Y[idx]))
+    np.testing.assert_allclose(vec.weights_, est.weights_, rtol=1e-10)
+    # the fitted state pickles and converts to a torch module with the weights
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(backend.to_numpy(again.transform(Xb)), R)
+    from sklearn_latent.nn import to_module
+
+    mod = to_module(est)
+    np.testing.assert_allclose(mod(torch.as_tensor(X)).numpy(), R, rtol=1e-6, atol=1e-12)
+
+
+def test_transfer_weights_in_a_pipeline_and_persisted(tmp_path):
+    from sklearn_latent import load, save
+
+    X, y = make_classification(n_samples=150, n_features=8, n_informative=5, random_state=0)
+    Y = X @ ortho_group.rvs(8, random_state=1)
+    pipe = make_pipeline(ProductInvarianceProjector(20, weights="transfer", random_state=0),
+                         LogisticRegression(max_iter=500))
+    pipe.fit(X, y, productinvarianceprojector__reference=Y)
+    proj = pipe[0]
+    assert proj.weights_.max() == 1.0 and proj.agreement_.shape == (4,)
+    assert pipe.score(X, y) > 0.65  # chance is 0.5; measured 0.79
+    save(proj, tmp_path / "p.skl")
+    loaded = load(tmp_path / "p.skl")
+    np.testing.assert_array_equal(loaded.weights_, proj.weights_)
+    np.testing.assert_array_equal(loaded.transform(X), proj.transform(X))
+
+
+@pytest.mark.parametrize("weights, error, match", [
+    ([1.0, 1.0], ValueError, r"weights has shape \(2,\) but there are 4 metrics"),
+    ([[1.0, 1.0, 1.0, 1.0]], ValueError, r"weights has shape \(1, 4\)"),
+    ([1.0, -0.5, 1.0, 1.0], ValueError, "negative weight"),
+    ([1.0, np.nan, 1.0, 1.0], ValueError, "NaN or infinity"),
+    ([1.0, np.inf, 1.0, 1.0], ValueError, "NaN or infinity"),
+    ([0.0, 0.0, 0.0, 0.0], ValueError, "all 0"),
+    ("uniform", ValueError, "weights='uniform' is not supported"),
+    (["a", "b", "c", "d"], TypeError, "one number per metric"),
+])
+def test_bad_weights(weights, error, match):
+    with pytest.raises(error, match=match):
+        ProductInvarianceProjector(5, weights=weights, random_state=0).fit(data(30, 4))
+
+
+def test_bad_reference(backend):
+    X = backend.asarray(data(40, 4))
+    with pytest.raises(ValueError, match="weights='transfer' needs the reference space"):
+        ProductInvarianceProjector(5, weights="transfer", random_state=0).fit(X)
+    with pytest.raises(ValueError, match="reference has 39 rows but X has 40"):
+        ProductInvarianceProjector(5, weights="transfer", random_state=0).fit(
+            X, reference=backend.asarray(data(39, 3)))
+    with pytest.raises(ValueError, match="reference has 6 rows but there are 5 anchor vectors"):
+        ProductInvarianceProjector(anchors=data(5, 4, seed=1), weights="transfer").fit(
+            X, reference=backend.asarray(data(6, 3)))
+    bad = data(40, 3)
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ProductInvarianceProjector(5, weights="transfer", random_state=0).fit(
+            X, reference=backend.asarray(bad))
+    # without weights="transfer" a reference is not used
+    est = ProductInvarianceProjector(5, random_state=0).fit(X, reference=data(3, 2))
+    assert est.weights_.tolist() == [1.0] * 4
+
+
+def test_changed_weights_refuse_transform():
+    from sklearn.exceptions import NotFittedError
+
+    X = data(40, 4)
+    est = ProductInvarianceProjector(5, weights=[1, 1, 1, 0], random_state=0).fit(X)
+    est.set_params(weights=[1, 1, 0, 0])
+    with pytest.raises(NotFittedError, match="fitted with weights="):
+        est.transform(X)
+
+
+def test_block_normalization_known_answer(backend):
+    X = data(80, 5)
+    raw = ProductInvarianceProjector(12, normalize=None, random_state=0).fit(X).transform(X)
+    est = ProductInvarianceProjector(12, normalize="block", random_state=0).fit(
+        backend.asarray(X))
+    got = backend.to_numpy(est.transform(backend.asarray(X))).reshape(80, 4, 12)
+    for c in range(4):
+        B = raw[:, c * 12:(c + 1) * 12]
+        centered = B - B.mean(0)
+        np.testing.assert_allclose(got[:, c], centered / np.sqrt((centered ** 2).mean()),
+                                   rtol=1e-10, atol=1e-12)
+        assert np.unique(est.output_scale_[c]).size == 1
+    # the same at 1e-30 and 1e30 scale (exact power-of-two rescaling inside)
+    for s in (1e-30, 1e30):
+        tiny = ProductInvarianceProjector(12, normalize="block", random_state=0).fit(X * s)
+        np.testing.assert_allclose(tiny.transform(X * s), got.reshape(80, -1),
+                                   rtol=1e-6, atol=1e-6)
+    # a constant component keeps scale 1 instead of dividing by zero
+    mean, scale = F.block_statistics(torch.full((5, 3), 7.0, dtype=torch.float64))
+    assert mean.tolist() == [7.0] * 3 and scale.tolist() == [1.0] * 3

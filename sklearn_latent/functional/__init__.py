@@ -574,8 +574,10 @@ __all__ += [
     "PRODUCT_METRICS",
     "AGGREGATIONS",
     "aggregate_components",
+    "block_statistics",
     "normalize_component",
     "product_projection",
+    "product_transfer_weights",
     "prune_anchors",
 ]
 
@@ -667,13 +669,15 @@ def normalize_component(R, normalize=None, *, mean=None, scale=None):
     Parameters
     ----------
     R : Tensor of shape (n, k)
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
         ``"l2"``: rows divided by their norm; ``"standard"``: ``(R - mean) /
         scale`` with per-feature statistics fitted on training projections;
+        ``"block"``: the same formula with per-feature means and one scale for
+        the whole component (:func:`block_statistics`);
         ``"layer"``: per-row mean and std (LayerNorm without affine); ``None``:
         unchanged.
     mean, scale : Tensor of shape (k,)
-        Statistics of ``"standard"``.
+        Statistics of ``"standard"`` and ``"block"``.
 
     Returns
     -------
@@ -685,11 +689,46 @@ def normalize_component(R, normalize=None, *, mean=None, scale=None):
         return _safe_normalize(R)
     if normalize == "layer":
         return layer_normalize(R)
-    if normalize == "standard":
+    if normalize in ("standard", "block"):
         return (R - mean) / scale
     raise ValueError(
-        f"normalize={normalize!r} is not supported; expected None, 'l2', 'standard' or 'layer'."
+        f"normalize={normalize!r} is not supported; expected None, 'l2', 'standard', 'block' "
+        "or 'layer'."
     )
+
+
+def block_statistics(R):
+    """Statistics of ``normalize="block"`` for one component, from training projections.
+
+    ``mean`` is the per-feature mean of ``R`` (n, k); ``scale`` is one number
+    for the whole component, the root mean square of ``R - mean`` over all
+    entries (1 when that is zero relative to the entries' magnitude),
+    repeated k times.  After ``(R - mean) / scale`` every component has unit
+    average feature variance, as with ``"standard"``, but the relative
+    spread of its features is kept: a low-variance anchor column is not
+    inflated to the size of the informative ones.
+
+    Returns
+    -------
+    mean, scale : Tensor of shape (k,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import block_statistics
+    >>> R = torch.tensor([[0.0, 10.0], [2.0, 10.0], [4.0, 10.0]], dtype=torch.float64)
+    >>> mean, scale = block_statistics(R)
+    >>> mean.tolist(), [round(v, 6) for v in scale.tolist()]
+    ([2.0, 10.0], [1.154701, 1.154701])
+    """
+    R = R.to(torch.float64)
+    c = _pow2(R.abs().amax())  # exact rescaling: squares neither overflow nor underflow
+    Rc = R / c
+    mean = Rc.mean(dim=0)
+    rms = (Rc - mean).square().mean().sqrt()
+    tiny = 1e3 * torch.finfo(torch.float64).eps * Rc.abs().amax()
+    scale = torch.where(rms <= tiny, torch.ones_like(rms), rms * c)
+    return mean * c, scale.expand(R.shape[1]).clone()
 
 
 def aggregate_components(components, aggregation="concat"):
@@ -713,22 +752,34 @@ def aggregate_components(components, aggregation="concat"):
 
 def _product_projector(
     anchors, metrics, *, center=None, normalize=None, means=None, scales=None,
-    aggregation="concat",
+    aggregation="concat", weights=None,
 ):
-    """:func:`product_projection` with the anchor side prepared once: a closure over chunks."""
+    """:func:`product_projection` with the anchor side prepared once: a closure over chunks.
+
+    A component of weight 0 is not computed: its block is zeros.
+    """
     row_scale_free = normalize in ("l2", "layer")  # per-row: positive factors cancel
+    weights = [None] * len(metrics) if weights is None else [float(w) for w in weights]
     projectors = [
+        None if w == 0.0 else
         _relative_projector(anchors, m, center=center, row_scale_free=row_scale_free)
-        for m in metrics
+        for m, w in zip(metrics, weights)
     ]
     means = means if means is not None else [None] * len(metrics)
     scales = scales if scales is not None else [None] * len(metrics)
+    k = anchors.shape[0]
+
+    def component(X, proj, mu, sd, w):
+        if proj is None:
+            return X.new_zeros((X.shape[0], k))
+        C = normalize_component(proj(X), normalize, mean=mu, scale=sd)
+        return C if w is None or w == 1.0 else C * w
 
     def project(X):
         return aggregate_components(
             (
-                normalize_component(proj(X), normalize, mean=mu, scale=sd)
-                for proj, mu, sd in zip(projectors, means, scales)
+                component(X, proj, mu, sd, w)
+                for proj, mu, sd, w in zip(projectors, means, scales, weights)
             ),
             aggregation,
         )
@@ -738,14 +789,16 @@ def _product_projector(
 
 def product_projection(
     X, anchors, metrics=("cosine", "euclidean", "l1", "linf"), *, center=None,
-    normalize=None, means=None, scales=None, aggregation="concat",
+    normalize=None, means=None, scales=None, aggregation="concat", weights=None,
 ):
     """Product of invariances: several relative projections against one anchor set.
 
-    ``r(x) = phi(N(RR(x; A, d_1)), ..., N(RR(x; A, d_m)))`` (Cannistraci et al.,
-    2024) with ``RR`` the relative projection of :func:`relative_projection`,
-    ``N`` a per-component normalization (:func:`normalize_component`) and
-    ``phi`` the aggregation (:func:`aggregate_components`).
+    ``r(x) = phi(w_1 N(RR(x; A, d_1)), ..., w_m N(RR(x; A, d_m)))`` (Cannistraci
+    et al., 2024) with ``RR`` the relative projection of
+    :func:`relative_projection`, ``N`` a per-component normalization
+    (:func:`normalize_component`), ``w`` optional component weights (e.g. from
+    :func:`product_transfer_weights`) and ``phi`` the aggregation
+    (:func:`aggregate_components`).
 
     Parameters
     ----------
@@ -754,10 +807,14 @@ def product_projection(
         One entry of :data:`PRODUCT_METRICS` per component.
     center : Tensor of shape (d,) or None
         Subtracted from both sides before every component.
-    normalize : {None, "l2", "standard", "layer"}
+    normalize : {None, "l2", "standard", "block", "layer"}
     means, scales : sequence of Tensor of shape (k,), optional
-        Per-component statistics of ``normalize="standard"``.
+        Per-component statistics of ``normalize="standard"`` or ``"block"``.
     aggregation : {"concat", "sum", "mean"}
+    weights : sequence of float or None
+        One non-negative factor per component, applied after normalization;
+        ``None`` = all 1.  A component of weight 0 is not computed (its block
+        is zeros).
 
     Returns
     -------
@@ -770,11 +827,166 @@ def product_projection(
     >>> X, A = torch.randn(10, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
     >>> product_projection(X, A, ("cosine", "l1")).shape
     torch.Size([10, 6])
+    >>> R = product_projection(X, A, ("cosine", "l1"), weights=[1.0, 0.0])
+    >>> bool((R[:, 3:] == 0).all())
+    True
     """
     return _product_projector(
         anchors, metrics, center=center, normalize=normalize, means=means,
-        scales=scales, aggregation=aggregation,
+        scales=scales, aggregation=aggregation, weights=weights,
     )(X)
+
+
+def _transfer_r2(R, S):
+    """Share of the variance of two (k, k) anchor matrices that each reproduces of the other.
+
+    ``1 - sum (R - S)^2 / ((sum (R - mean_R)^2 + sum (S - mean_S)^2) / 2)`` over
+    the off-diagonal entries (an anchor against itself is the same constant in
+    both spaces), with ``mean`` the per-column mean: the coefficient of
+    determination of reading one space's features as the other's, made
+    symmetric.  1 for equal matrices; 0 or below when the difference is as
+    large as the features' own variation.
+    """
+    k = R.shape[0]
+    off = ~torch.eye(k, dtype=torch.bool, device=R.device)
+    R = R.T[off].reshape(k, k - 1)  # row j: feature (column) j without its diagonal entry
+    S = S.T[off].reshape(k, k - 1)
+    err = (R - S).square().sum()
+    var = 0.5 * ((R - R.mean(dim=1, keepdim=True)).square().sum()
+                 + (S - S.mean(dim=1, keepdim=True)).square().sum())
+    if not var > 0:
+        return torch.zeros((), dtype=R.dtype, device=R.device) if err > 0 else err.new_ones(())
+    return 1 - err / var
+
+
+def _anchor_block(A, metric, center, normalize):
+    """The normalized relative representation of the anchors against themselves, float64."""
+    A = A.to(torch.float64)
+    c = A.mean(dim=0) if center else None
+    R = _relative_projector(A, metric, center=c)(A)
+    if normalize in ("standard", "block"):
+        if normalize == "block":
+            mean, scale = block_statistics(R)
+        else:
+            mean, scale = R.mean(dim=0), R.std(dim=0, correction=0)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return normalize_component(R, normalize, mean=mean, scale=scale)
+    return normalize_component(R, normalize)
+
+
+def _component_agreement(anchors, reference, metrics, *, center=True, normalize="l2"):
+    """How much of each component's anchor features one space reproduces of the other's.
+
+    For each metric ``d`` the anchor-by-anchor relative matrices
+    ``N(RR(A; A, d))`` of the two spaces (``anchors`` in one, ``reference``
+    the same anchors embedded in the other, each centered on its own anchor
+    mean when ``center``, normalized with ``normalize`` as the projector
+    would, per-feature statistics taken from the anchors themselves) are
+    compared entry by entry (the diagonal left out): the agreement is the
+    symmetric coefficient of determination ``1 - |R_1 - R_2|^2 / var``, with
+    ``var`` the mean of the two matrices' summed squared deviations from
+    their column means.  A head fitted on one space's features reads the
+    other's as they are, so this is the share of the features' variation it
+    will see unchanged; 1 means identical features, 0 or below that the
+    difference is as large as the features' own variation (the component is
+    noise for a stitched head).
+
+    Parameters
+    ----------
+    anchors : Tensor of shape (k, d)
+    reference : Tensor of shape (k, d_ref)
+        The same k anchors, in the same order, embedded in the reference space.
+    metrics : sequence of str
+        Entries of :data:`PRODUCT_METRICS`.
+    center : bool, default=True
+    normalize : {None, "l2", "standard", "block", "layer"}, default="l2"
+
+    Returns
+    -------
+    Tensor of shape (len(metrics),), float64, at most 1
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import _component_agreement
+    >>> A = torch.randn(20, 5, dtype=torch.float64)
+    >>> Q = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64))[0]
+    >>> a = _component_agreement(A, A @ Q, ("cosine", "l1"))
+    >>> round(float(a[0]), 6)  # cosine ignores the rotation Q, L1 does not
+    1.0
+    >>> bool(a[1] < 1)
+    True
+    """
+    if anchors.shape[0] != reference.shape[0]:
+        raise ValueError(
+            f"reference has {reference.shape[0]} rows but there are {anchors.shape[0]} "
+            "anchors; give the same anchors embedded in the reference space, row for row."
+        )
+    if anchors.shape[0] < 3:
+        raise ValueError(f"the agreement needs at least 3 anchors, got {anchors.shape[0]}.")
+    return torch.stack([
+        _transfer_r2(*(_anchor_block(A, metric, center, normalize) for A in (anchors, reference)))
+        for metric in metrics
+    ])
+
+
+def product_transfer_weights(
+    anchors, reference, metrics, *, center=True, normalize="l2", power=1.0, threshold=0.0,
+):
+    """Component weights of the product from how well they transfer between two spaces.
+
+    ``a = _component_agreement(anchors, reference, metrics)``: per component,
+    the share of the anchors' normalized relative features that the two
+    spaces have in common (a symmetric coefficient of determination, see
+    :class:`~sklearn_latent.ProductInvarianceProjector`).  A component with
+    ``a <= 0`` (its features differ between the spaces as much as they vary)
+    or below ``threshold`` times the best agreement is dropped (weight 0);
+    the others get ``(a_m / max(a)) ** power``, so the best component weighs 1.
+    Only anchors of both spaces are used, no labels; the result is symmetric
+    in the two spaces, so both sides of a stitching pair fitted this way get
+    the same weights.
+
+    Parameters
+    ----------
+    anchors : Tensor of shape (k, d)
+    reference : Tensor of shape (k, d_ref)
+        The same anchors in the reference space, row for row.
+    metrics : sequence of str
+    center : bool, default=True
+    normalize : {None, "l2", "standard", "block", "layer"}, default="l2"
+        The projector's normalization (statistics from the anchors).
+    power : float, default=1.0
+        Sharpening of the weights (0: every kept component weighs 1).
+    threshold : float in [0, 1], default=0.0
+        Share of the best agreement below which a component is dropped.
+
+    Returns
+    -------
+    Tensor of shape (len(metrics),), float64, in [0, 1], the largest 1
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_latent.functional import product_transfer_weights
+    >>> A = torch.randn(30, 6, dtype=torch.float64)
+    >>> Q = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))[0]
+    >>> w = product_transfer_weights(A, A @ Q, ("cosine", "euclidean", "l1"), threshold=0.999)
+    >>> [round(float(v), 6) for v in w]  # a rotation: L1 changes, cosine and euclidean do not
+    [1.0, 1.0, 0.0]
+    """
+    power, threshold = float(power), float(threshold)
+    if not (math.isfinite(power) and power >= 0):
+        raise ValueError(f"power must be a finite number >= 0, got {power!r}.")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
+    a = _component_agreement(anchors, reference, metrics, center=center, normalize=normalize)
+    best = a.max()
+    if not best > 0:
+        # no component transfers at all: nothing to prefer, weigh them equally
+        return torch.ones_like(a)
+    share = a.clamp(min=0) / best
+    keep = (share > 0) & (share >= threshold)
+    return torch.where(keep, share ** power, torch.zeros_like(share))
 
 
 def prune_anchors(normalized_anchors, threshold, start=0):

@@ -1,0 +1,229 @@
+"""Weighting and selecting the components of the product of invariances (issue 13, item 5).
+
+Protocol of ``real_product_variants.py`` (1,500 items, 70/30 split, 500 random
+parallel anchors, a LogisticRegression head fitted on the target's relative
+training rows and scoring the source's relative test rows).  For every ordered
+pair of encoders of a cached data set it scores:
+
+* ``single <metric>``: one component (``normalize="l2"``), and their maximum
+  per pair, ``best single`` (an oracle: it looks at the test labels);
+* ``product l2`` (the default), ``product block`` (per feature mean, one scale
+  per component), ``product nolinf``;
+* ``cka`` / ``cka select``: weights from, or the argmax of, the linear CKA of
+  each component with its own input space (source side only);
+* ``corr ...``: weights from (``power=1``), or the argmax of (``select``), the
+  mean row correlation of the anchors' relative matrices across the two
+  spaces (the previous attempt's score);
+* ``transfer ...``: the library's ``weights="transfer"``
+  (``functional.product_transfer_weights``): the agreement (symmetric R^2) of
+  each component's anchor-by-anchor relative matrix across the two spaces,
+  and variants of the map from agreements to weights (``power``, ``select`` =
+  the argmax, ``drop`` = drop components below a share of the best
+  agreement), with ``"l2"`` or ``"block"`` normalization;
+  none looks at labels.
+
+``--estimator`` additionally runs ``ProductInvarianceProjector(weights="transfer")``
+end to end (fit with ``reference=``), to check it against the numpy emulation::
+
+    OMP_NUM_THREADS=1 python benchmarks/real_product_weights.py tweets 0 --out t0.csv
+    OMP_NUM_THREADS=1 python benchmarks/real_product_weights.py digits-mlp 0 --out m0.csv
+    python benchmarks/real_product_weights.py --report t0.csv v0.csv d0.csv
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_suite as S  # noqa: E402
+from real_data import load_cache  # noqa: E402
+
+METRICS = ("cosine", "euclidean", "l1", "linf")
+
+
+def norm_l2(B, tr):
+    return B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-300)
+
+
+def norm_block(B, tr):
+    mu = B[tr].mean(0)
+    return (B - mu) / np.sqrt(((B[tr] - mu) ** 2).mean())
+
+
+def report(paths):
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        f = pd.read_csv(p)
+        frames.append(f)
+    table = pd.concat(frames, ignore_index=True)
+    keys = ["dataset", "source", "target"]
+    pair = table.groupby(keys).mean(numeric_only=True).drop(columns="seed", errors="ignore")
+    best = pair[[f"single {m}" for m in METRICS]].max(axis=1)
+    rows = []
+    for col in pair.columns:
+        d = pair[col] - best
+        rows.append(dict(
+            variant=col, mean=pair[col].mean(), minus_best_mean=d.mean(),
+            worst=d.min(), share_ge=(d >= -1e-9).mean(), share_ge_05=(d >= -0.005).mean(),
+            share_within_1=(d >= -0.01).mean(), pairs=len(d),
+        ))
+    out = pd.DataFrame(rows).set_index("variant").sort_values("share_ge_05")
+    print(out.round(3).to_string())
+    return pair, out
+
+
+def main(argv=None):
+    import pandas as pd
+    import torch
+
+    from sklearn_latent import ProductInvarianceProjector
+    from sklearn_latent import functional as F
+    from sklearn_latent.metrics import linear_cka
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", nargs="?")
+    parser.add_argument("seed", type=int, nargs="?", default=0)
+    parser.add_argument("--cache", default=S.CACHE)
+    parser.add_argument("--max-n", type=int, default=1500)
+    parser.add_argument("--estimator", action="store_true")
+    parser.add_argument("--report", nargs="+")
+    parser.add_argument("--only", nargs="+", help="variant name prefixes to run")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    if args.report:
+        report(args.report)
+        return
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    if args.dataset == "digits-mlp":
+        # the small MLP encoders of the test suite (tests/_digits_encoders.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from _digits_encoders import ENCODERS, digits_encoder, digits_split
+
+        _, _, y_tr, y_te = digits_split()
+        spaces = {e: np.vstack(digits_encoder(e)) for e in ENCODERS}
+        labels = np.concatenate([y_tr, y_te])
+        train, test = np.arange(len(y_tr)), np.arange(len(y_tr), len(labels))
+        n_anchors = 300
+    else:
+        spaces, labels, _ = load_cache(args.dataset, args.cache)
+        keep = S.subsample(labels, args.max_n)
+        spaces = {e: X[keep] for e, X in spaces.items()}
+        labels = labels[keep]
+        train, test = S.split(labels, args.seed)
+        n_anchors = 500
+    anchors = np.sort(np.random.default_rng(args.seed).choice(train, n_anchors, replace=False))
+    in_train = np.flatnonzero(np.isin(train, anchors))
+    raw = {
+        e: ProductInvarianceProjector(anchors=in_train, normalize=None)
+        .fit(X[train]).transform(X).reshape(len(X), len(METRICS), -1)
+        for e, X in spaces.items()
+    }
+    norms = {"l2": norm_l2, "block": norm_block}
+    blocks = {(e, n): [f(raw[e][:, c], train) for c in range(4)]
+              for e in spaces for n, f in norms.items()}
+    cka = {e: np.array([linear_cka(b[train], spaces[e][train].astype(np.float64))
+                        for b in blocks[(e, "l2")]]) for e in spaces}
+    names = list(spaces)
+
+    def agreement(s, t, normalize="l2"):
+        A_s = torch.as_tensor(spaces[s][anchors], dtype=torch.float64)
+        A_t = torch.as_tensor(spaces[t][anchors], dtype=torch.float64)
+        return F.product_transfer_weights(A_s, A_t, METRICS, normalize=normalize)
+
+    agree = {(s, t): agreement(s, t).numpy() for s in names for t in names if s != t}
+    block_agree = {(s, t): agreement(s, t, "block").numpy()
+                   for s in names for t in names if s != t}
+    rows_a = train[in_train]  # the anchors, in the column order of the relative blocks
+    off = ~np.eye(len(rows_a), dtype=bool)
+
+    def corr(s, t):
+        """Mean off-diagonal row correlation of the anchors' relative matrices (l2)."""
+        out = []
+        for c in range(4):
+            Ns, Nt = blocks[(s, "l2")][c][rows_a], blocks[(t, "l2")][c][rows_a]
+            Ns = Ns[off].reshape(len(Ns), -1)
+            Nt = Nt[off].reshape(len(Nt), -1)
+            Ns = Ns - Ns.mean(1, keepdims=True)
+            Nt = Nt - Nt.mean(1, keepdims=True)
+            num = (Ns * Nt).sum(1)
+            out.append(np.mean(num / np.linalg.norm(Ns, axis=1) / np.linalg.norm(Nt, axis=1)))
+        return np.array(out)
+
+    fit_corr = {(s, t): corr(s, t) for s in names for t in names if s != t}
+
+    def fit_score(Fs, Ft):
+        clf = S.head()
+        if args.dataset == "digits-mlp":
+            clf.set_params(max_iter=3000)
+        clf.fit(Ft[train], labels[train])
+        return S._score(clf, Fs[test], labels[test])
+
+    def weighted(e, w, norm="l2"):
+        return np.hstack([b * wi for b, wi in zip(blocks[(e, norm)], w) if wi > 0])
+
+    def power_w(a, p):
+        a = np.clip(a, 0, None)
+        return (a / a.max()) ** p
+
+    variants = {
+        "product l2": lambda s, t: np.ones(4),
+        "product block": lambda s, t: ("block", np.ones(4)),
+        "product nolinf": lambda s, t: np.array([1, 1, 1, 0.0]),
+        "cka": lambda s, t: power_w(np.minimum(cka[s], cka[t]), 1),
+        "cka select": lambda s, t: np.eye(4)[np.argmax(cka[s] + cka[t])],
+    }
+    variants["corr power=1"] = lambda s, t: power_w(fit_corr[(s, t)], 1)
+    variants["corr select"] = lambda s, t: np.eye(4)[np.argmax(fit_corr[(s, t)])]
+    for p in (1, 2, 4):
+        variants[f"transfer power={p}"] = (lambda p: lambda s, t: power_w(agree[(s, t)], p))(p)
+    variants["transfer select"] = lambda s, t: np.eye(4)[np.argmax(agree[(s, t)])]
+    for tau in (0.5, 0.8):
+        variants[f"transfer drop={tau}"] = (
+            lambda tau: lambda s, t: (power_w(agree[(s, t)], 1) >= tau).astype(float))(tau)
+    variants["block nolinf"] = lambda s, t: ("block", np.array([1, 1, 1, 0.0]))
+    variants["transfer block power=1"] = lambda s, t: (
+        "block", block_agree[(s, t)])
+    rows = []
+    for s in names:
+        for t in names:
+            if s == t:
+                continue
+            row = dict(dataset=args.dataset, seed=args.seed, source=s, target=t)
+            for c, m in enumerate(METRICS):
+                row[f"single {m}"] = fit_score(blocks[(s, "l2")][c], blocks[(t, "l2")][c])
+            for name, wf in variants.items():
+                if args.only and not name.startswith(tuple(args.only)):
+                    continue
+                w = wf(s, t)
+                norm = "l2"
+                if isinstance(w, tuple):
+                    norm, w = w
+                row[name] = fit_score(weighted(s, w, norm), weighted(t, w, norm))
+            for c, m in enumerate(METRICS):
+                row[f"agree {m}"] = agree[(s, t)][c]  # share of the best, clipped at 0
+                row[f"corr {m}"] = fit_corr[(s, t)][c]
+            if args.estimator:
+                kw = dict(anchors=in_train, weights="transfer")
+                Ps = ProductInvarianceProjector(**kw).fit(
+                    spaces[s][train], reference=spaces[t][train])
+                Pt = ProductInvarianceProjector(**kw).fit(
+                    spaces[t][train], reference=spaces[s][train])
+                row["estimator transfer"] = fit_score(Ps.transform(spaces[s]),
+                                                      Pt.transform(spaces[t]))
+            rows.append(row)
+            print(s, t, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)},
+                  flush=True)
+    table = pd.DataFrame(rows)
+    if args.out:
+        table.to_csv(args.out, index=False)
+    print(table.drop(columns=["seed"]).mean(numeric_only=True).round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
