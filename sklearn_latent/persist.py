@@ -46,6 +46,7 @@ from .inverse import InverseRelativeProjector, RelativeTranslator
 from .matching import AnchorMatcher
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
+from .self_learning import SelfLearningTranslator
 from .translate import ProcrustesTranslator
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "PersistenceError", "load", "save"]
@@ -60,6 +61,7 @@ _ESTIMATORS = (
     ProcrustesTranslator,
     ASIFClassifier,
     AnchorMatcher,
+    SelfLearningTranslator,
     RelativeAggregator,
 )
 #: Named tuples of the library that fitted state may hold (rebuilt field by field).
