@@ -29,6 +29,8 @@ __all__ = ["SelfLearningTranslator"]
 #: dictionary mislead the first rounds (measured: 10 and 30 seeds on clustered
 #: synthetic spaces failed with it and succeeded with ``"center"``).
 DEFAULT_TRANSLATOR = ProcrustesTranslator("orthogonal", scaling="center")
+#: translate.warn_underdetermined's message: expected while the dictionary is small
+_UNDERDETERMINED = r"The .* is determined on only"
 #: Random pairs of the null run when the start is a fitted translator (no seeds).
 NULL_PAIRS = 50
 
@@ -205,6 +207,11 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if ndim != 2:
             raise ValueError(f"y must be the 2-D embeddings of the second pool, got {ndim}-D input.")
         Y = check_input(None, y, reset=False, input_name="y")
+        dev = resolve_device(self.device, X)
+        dtype = torch_dtype(X)
+        _check_not_constant(to_tensor(X, dev, dtype), "X")
+        _check_not_constant(to_tensor(Y, dev, dtype), "y")
+        Yn = FM.center_normalize(to_tensor(Y, dev, dtype))
         if self.seeds is not None:
             seeds = _check_seeds(self.seeds, X.shape[0], Y.shape[0])
             if seeds.shape[0] < 2:
@@ -213,7 +220,9 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     "from: give more seeds, or a fitted translator, or use AnchorMatcher, "
                     "which needs none."
                 )
-            start = clone(base).fit(_rows(X, seeds[:, 0]), _rows(Y, seeds[:, 1]))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_UNDERDETERMINED)
+                start = clone(base).fit(_rows(X, seeds[:, 0]), _rows(Y, seeds[:, 1]))
         elif _is_fitted(base):
             seeds, start = np.zeros((0, 2), dtype=np.int64), base
         else:
@@ -222,11 +231,6 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "fitted translator (translator=); without either, use AnchorMatcher, which "
                 "aligns without pairs."
             )
-        dev = resolve_device(self.device, X)
-        dtype = torch_dtype(X)
-        Yn = FM.center_normalize(to_tensor(Y, dev, dtype))
-        _check_not_constant(to_tensor(X, dev, dtype), "X")
-        _check_not_constant(Yn, "y")
 
         def run(translator, seeds):
             prev = None
@@ -253,7 +257,7 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         with warnings.catch_warnings():
             # a few seeds leave a wide map underdetermined: that is the point of refining
-            warnings.filterwarnings("ignore", message=r"The .* is determined on only")
+            warnings.filterwarnings("ignore", message=_UNDERDETERMINED)
             translator, pairs, n_iter, score, mutual = run(start, seeds)
             rng = check_random_state(self.random_state)
             n_null = seeds.shape[0] if seeds.shape[0] else NULL_PAIRS
