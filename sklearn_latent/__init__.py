@@ -14,6 +14,7 @@ from .matching import AlignmentWarning, AnchorMatcher, discover_anchors
 from .persist import load, save
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
+from .self_learning import SelfLearningTranslator
 from .stitching import plot_stitching_matrix, stitch, stitching_matrix
 from .translate import ProcrustesTranslator, merge_translation_stats, translation_stats
 
@@ -32,6 +33,7 @@ __all__ = [
     "RelativeAggregator",
     "RelativeProjector",
     "RelativeTranslator",
+    "SelfLearningTranslator",
     "TranslationStats",
     "discover_anchors",
     "load",

@@ -30,11 +30,13 @@ from .translate import ProcrustesTranslator
 __all__ = ["AlignmentWarning", "AnchorMatcher", "discover_anchors"]
 
 MATCHINGS = ("mutual_nn", "sinkhorn")
-DISCOVERIES = ("centroids", "relative")
+DISCOVERIES = ("centroids", "relative", "gw")
 #: Cluster counts tried by ``n_centroids="auto"`` (kept: the most mutual CSLS matches).
 AUTO_CENTROIDS = (10, 20, 30, 50)
 #: Rows per space in each subsampled k-means run of the centroid matching.
 SUBSAMPLE = 2500
+#: Gromov-Wasserstein runs (independent subsamples) of ``discovery="gw"``.
+GW_RUNS = 3
 #: Fewest rows per cluster of the k-means of the centroid matching.
 MIN_ROWS_PER_CLUSTER = 5
 #: An alignment is reported as unlikely to be right (:class:`AlignmentWarning`)
@@ -299,6 +301,16 @@ def _pair_free(X, Y, seeds, est, rng):
         return (mutual, score, k, W)
 
     candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
+    if est.discovery == "gw":  # GW plans on subsamples instead of the centroid matching
+        from .functional import _gw as FG
+
+        n_gw = _check_int(est.gw_samples, "gw_samples", 2)
+        for W0, _ in FG.gw_maps(Xn.detach().cpu().to(torch.float64).numpy(),
+                                Yn.detach().cpu().to(torch.float64).numpy(), n_gw, GW_RUNS,
+                                seed_rng):
+            candidates.append(candidate(torch.as_tensor(W0, device=Xn.device).to(Xn.dtype),
+                                        min(n_gw, n_min)))
+        grid = []
     for k in grid:
         CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, SUBSAMPLE, 10, seed_rng)
         Y_hat = FM.relative_pseudo_pairs(Xn[rows], Yn, CX, CY, 50, est.batch_size)
@@ -366,6 +378,16 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     ``discovery="relative"`` is the seed bootstrap of Cannistraci et al.
     (2023), :func:`discover_anchors`: it needs ``seeds`` (2 or more).
 
+    ``discovery="gw"`` replaces steps 1-2 by Gromov-Wasserstein matching
+    (needs POT: ``pip install 'sklearn-latent[ot]'``): on :data:`GW_RUNS`
+    independent subsamples of ``gw_samples`` rows per space, the exact GW
+    plan between their cosine-distance matrices (POT's conditional gradient,
+    started from Mémoli's third lower bound), each x paired with its
+    barycentre under the plan, orthogonal Procrustes; each run's map is a
+    candidate, scored and refined like the centroid candidates, with the same
+    failure signal.  GW's objective has local minima: it succeeds on clustered
+    spaces that are close to isometric and fails (with the warning) elsewhere.
+
     Parameters
     ----------
     n_anchors : int or None, default=None
@@ -375,7 +397,7 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Known parallel pairs ``(row of X, row of y)`` (a parameter of the data
         the estimator is fitted on, like the explicit ``anchors`` indices of
         :class:`~sklearn_latent.RelativeProjector`); ``None``: no known pairs.
-    discovery : {"centroids", "relative"}, default="centroids"
+    discovery : {"centroids", "relative", "gw"}, default="centroids"
     n_centroids : int or "auto", default="auto"
         Clusters per space of the centroid matching (at least
         :data:`MIN_ROWS_PER_CLUSTER` rows each).
@@ -392,6 +414,9 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     epsilon : float, default=0.05
     center : bool, default=True
         Of ``discovery="relative"``, see :func:`discover_anchors`.
+    gw_samples : int, default=1000
+        Rows per space in each Gromov-Wasserstein run of ``discovery="gw"``
+        (time and memory grow as its square to cube).
     method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
         Translator fitted on the discovered pairs.
     random_state : int, RandomState instance or None, default=None
@@ -418,7 +443,8 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     null_mutual_fraction_ : float
         The same from a random orthogonal map after the same self-learning.
     n_centroids_ : int
-        The cluster count kept (0: the seeds-only map won; ``"relative"``: 0).
+        The cluster count kept (0: the seeds-only map won; ``"relative"``: 0;
+        ``"gw"``: the rows of the GW subsample).
     candidate_scores_ : ndarray of shape (n_candidates, 3)
         ``(n_centroids, mutual fraction, score)`` of each candidate map before
         the final rounds (``n_centroids`` 0: the seeds-only map).
@@ -477,6 +503,7 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         n_iter=5,
         epsilon=0.05,
         center=True,
+        gw_samples=1000,
         method="orthogonal",
         random_state=None,
         batch_size=None,
@@ -494,6 +521,7 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.n_iter = n_iter
         self.epsilon = epsilon
         self.center = center
+        self.gw_samples = gw_samples
         self.method = method
         self.random_state = random_state
         self.batch_size = batch_size
@@ -519,6 +547,10 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             When the unsupervised score says the alignment is unlikely to be right.
         """
         check_option(self.discovery, "discovery", DISCOVERIES)
+        if self.discovery == "gw":
+            from .functional._gw import require_pot
+
+            require_pot()
         X = check_input(self, X, reset=True)
         if y is None:
             raise ValueError(
@@ -554,7 +586,7 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.n_centroids_ = int(info["n_centroids"])
         self.candidate_scores_ = info["candidates"]
         self.null_mutual_fraction_ = info.get("null_mutual", math.nan)
-        if self.discovery == "centroids" and not (
+        if self.discovery != "relative" and not (
             _reliability(info["mutual"], info["null_mutual"]) >= RELIABILITY_THRESHOLD
         ):
             warnings.warn(

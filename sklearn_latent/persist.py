@@ -47,6 +47,7 @@ from .inverse import InverseRelativeProjector, RelativeTranslator
 from .matching import AnchorMatcher
 from .product import ProductInvarianceProjector
 from .relative import RelativeProjector
+from .self_learning import SelfLearningTranslator
 from .translate import ProcrustesTranslator
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "PersistenceError", "load", "save"]
@@ -61,6 +62,7 @@ _ESTIMATORS = (
     ProcrustesTranslator,
     ASIFClassifier,
     AnchorMatcher,
+    SelfLearningTranslator,
     RelativeAggregator,
     FunctionalMapTranslator,
 )
