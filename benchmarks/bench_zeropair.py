@@ -1,36 +1,56 @@
-"""Zero- and few-pair alignment: AnchorMatcher without pairs and with 1-100 seeds.
+"""Zero- and few-pair alignment: pair-free and seeded matchers against 0-100 known pairs.
 
 For each pair of encoders (source -> target) and each number of known pairs s
-in ``--pairs``: the training rows of the target are shuffled (the pair-free
-methods see no correspondence beyond the s seeds), the methods are fitted, and
-on held-out test rows (never seen in fit) we report
+in ``--pairs`` (``-1``: all training pairs): the training rows of the target
+are shuffled (the methods see no correspondence beyond the s seeds), each
+method is fitted, and on held-out test rows (never seen in fit) we report
 
 * ``precision``: fraction of the discovered training pairs that are true pairs;
 * ``top1``: top-1 retrieval of each translated test row among all test targets;
-* ``foscttm``: fraction of test targets closer (cosine) to a translated row than
-  its true match (0 perfect, 0.5 random);
+* ``foscttm``: :func:`sklearn_latent.metrics.foscttm`, the fraction of test
+  targets closer (cosine) to a translated row than its true match (0 perfect,
+  0.5 random);
 * ``stitch``: accuracy of a LogisticRegression trained on the target's training
   rows, applied to the translated source test rows (zero-shot stitching);
-* ``warned``: whether AnchorMatcher raised an AlignmentWarning; ``seconds``: fit time.
+* ``warned``: whether the fit raised an :class:`~sklearn_latent.AlignmentWarning`;
+* ``cpu_s`` (process CPU time of the fit, all threads), ``wall_s`` and
+  ``peak_mib`` (peak resident memory above the level before the fit, sampled
+  every 20 ms).
 
-Methods: ``centroids`` (AnchorMatcher default, the pair-free pipeline, seeds as
-fixed pairs), ``relative`` (the seed bootstrap, s >= 2), ``seeds_only``
-(ProcrustesTranslator on the s seeds, s >= 2) and ``ceiling`` (ProcrustesTranslator
-on all training pairs).  ``--unpaired`` gives the two spaces disjoint halves of
-the training items (truly unpaired; precision is then undefined).
+Methods (``--methods``; more with ``--method NAME=module:function``):
+
+* ``pairfree``: ``AnchorMatcher()`` (the pair-free pipeline; seeds, when
+  given, enter it as fixed pairs);
+* ``seeded``: ``AnchorMatcher(discovery="relative")``, the seed bootstrap
+  (s >= 2);
+* ``seeds_only``: ``ProcrustesTranslator`` on the s seeds (s >= 2);
+* ``ceiling``: ``ProcrustesTranslator`` on all training pairs (once per encoder pair).
+
+A registered method is ``function(X, Y, seeds, random_state)`` returning a
+fitted object with ``transform`` (source rows into the target space) and,
+if it finds pairs, ``matched_pairs_`` (rows of X, rows of Y); ``seeds`` is an
+``(s, 2)`` array or ``None``.  Methods that cannot run with a number of seeds
+raise ``ValueError``: the row is skipped and the reason printed.
+
+``--unpaired`` gives the two spaces disjoint halves of the training items
+(truly unpaired; precision is then undefined).  The digits data set has 1,797
+rows: there the test set is a third of the rows.
 
 Data: the real-encoder cache of benchmarks/real_data.py (``--root``,
-``<dataset>/<encoder>.npy``) or ``--dataset digits`` (the digits encoders of
-:func:`sklearn_latent.datasets.make_digits_spaces`).  Run single-threaded on a
+``<dataset>/<encoder>.npy``, float32 as cached).  Run single-threaded on a
 shared machine::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
-    python benchmarks/bench_zeropair.py --dataset tweets --encoders minilm-l6:minilm-l3 \\
+    python benchmarks/bench_zeropair.py --dataset tweets --encoders minilm-l6:use-m3 \\
         --pairs 0 10 --random-states 0 1 2 --out /tmp/zp.csv
+    python benchmarks/bench_zeropair.py --report /tmp/zp*.csv   # docs/_static table + plot
 """
 
 import argparse
 import csv
+import importlib
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -39,141 +59,130 @@ import numpy as np
 import torch
 
 from sklearn_latent import AlignmentWarning, AnchorMatcher, ProcrustesTranslator
-from sklearn_latent.metrics import top_k_accuracy
+from sklearn_latent.metrics import foscttm, top_k_accuracy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+class _SeedsOnly:
+    def __init__(self, X, Y, seeds):
+        if seeds is None or len(seeds) < 2:
+            raise ValueError("seeds_only needs 2 or more seeds")
+        self.matched_pairs_ = seeds
+        self.model = ProcrustesTranslator().fit(X[seeds[:, 0]], Y[seeds[:, 1]])
+
+    def transform(self, X):
+        return self.model.transform(X)
+
+
+def pairfree(X, Y, seeds, random_state):
+    return AnchorMatcher(seeds=seeds, random_state=random_state).fit(X, Y)
+
+
+def seeded(X, Y, seeds, random_state):
+    if seeds is None or len(seeds) < 2:
+        raise ValueError("the seed bootstrap needs 2 or more seeds")
+    return AnchorMatcher(seeds=seeds, discovery="relative", random_state=random_state).fit(X, Y)
+
+
+def seeds_only(X, Y, seeds, random_state):
+    return _SeedsOnly(X, Y, seeds)
+
+
+#: name -> function(X, Y, seeds, random_state) -> fitted object with transform
+METHODS = {"pairfree": pairfree, "seeded": seeded, "seeds_only": seeds_only}
+
+
+def register(spec):
+    """``NAME=module:function`` (module importable, e.g. from benchmarks/) into METHODS."""
+    name, _, target = spec.partition("=")
+    module, _, func = target.partition(":")
+    if not (name and module and func):
+        raise SystemExit(f"--method wants NAME=module:function, got {spec!r}")
+    METHODS[name] = getattr(importlib.import_module(module), func)
+    return name
 
 
 def load(dataset, root):
-    if dataset == "digits":
-        from sklearn_latent.datasets import make_digits_spaces
+    from real_data import load_cache
 
-        data = make_digits_spaces()
-        return data.spaces, data.target, (data.train, data.test)
-    folder = Path(root) / dataset
-    if not (folder / "DONE").exists():
-        raise SystemExit(f"{folder} is not complete (no DONE file)")
-    spaces = {p.stem: np.load(p).astype(np.float64) for p in folder.glob("*.npy")
-              if p.stem != "labels"}
-    return spaces, np.load(folder / "labels.npy"), None
+    spaces, labels, _ = load_cache(dataset, root)
+    return spaces, labels
 
 
-def foscttm(P, T):
-    """Mean fraction of rows of T more cosine-similar to P_i than T_i (chunked)."""
-    Pn = P / np.linalg.norm(P, axis=1, keepdims=True).clip(1e-12)
-    Tn = T / np.linalg.norm(T, axis=1, keepdims=True).clip(1e-12)
-    out = []
-    for s in range(0, len(P), 512):
-        S = Pn[s : s + 512] @ Tn.T
-        diag = S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])]
-        out.append((S > diag[:, None]).sum(1) / (len(T) - 1))
-    return float(np.concatenate(out).mean())
+def _rss_mib():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+class PeakMemory:
+    """Peak resident memory (MiB) above the level at entry, sampled every 20 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mib())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mib())
+        self.delta = self.peak - self.base
 
 
 def evaluate(translate, A_te, B_te, head, y_te):
-    P = translate(A_te)
-    return dict(top1=top_k_accuracy(P, B_te), foscttm=foscttm(P, B_te),
-                stitch=float(head.score(P, y_te)))
+    P = np.asarray(translate(A_te), dtype=np.float64)
+    B = np.asarray(B_te, dtype=np.float64)
+    return dict(top1=top_k_accuracy(P, B), foscttm=foscttm(P, B),
+                stitch=float(head.score(P.astype(B_te.dtype), y_te)))
 
 
-def report(csv_files, table_path, plot_path):
-    """Markdown table (mean over random states) and a plot of top-1/stitching vs pairs."""
-    import pandas as pd
-
-    df = pd.concat([pd.read_csv(f) for f in csv_files], ignore_index=True)
-    df["pair"] = df["dataset"] + ": " + df["source"] + " -> " + df["target"]
-    df["unpaired"] = df["unpaired"].astype(bool)
-    df.loc[df["unpaired"], "pair"] += " (unpaired)"
-    ok = df["method"] != "ceiling"
-    ceil = df[~ok].drop_duplicates("pair").set_index("pair")[["top1", "stitch"]]
-    g = df[ok].groupby(["pair", "method", "n_pairs"])
-    agg = g.agg(runs=("top1", "size"), precision=("precision", "mean"), top1=("top1", "mean"),
-                foscttm=("foscttm", "mean"), stitch=("stitch", "mean"),
-                warned=("warned", "sum"), seconds=("seconds", "median")).reset_index()
-    agg["ceiling top1 / stitch"] = [
-        f"{ceil.loc[p, 'top1']:.3f} / {ceil.loc[p, 'stitch']:.3f}" if p in ceil.index else ""
-        for p in agg["pair"]]
-    # success: top-1 within 2 points of the all-pairs Procrustes ceiling
-    df_ok = df[ok].copy()
-    df_ok["success"] = [r.top1 >= ceil.loc[r.pair, "top1"] - 0.02 if r.pair in ceil.index
-                        else np.nan for r in df_ok.itertuples()]
-    succ = df_ok.groupby(["pair", "method", "n_pairs"])["success"].mean().reset_index()
-    agg = agg.merge(succ, on=["pair", "method", "n_pairs"])
-    cols = ["pair", "method", "n_pairs", "runs", "precision", "top1", "foscttm", "stitch",
-            "ceiling top1 / stitch", "success", "warned", "seconds"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in agg[cols].itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                       for v in r) + " |")
-    Path(table_path).write_text("\n".join(lines) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = sorted(agg["pair"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("top1", "stitch")):
-        for i, pair in enumerate(pairs):
-            for method, style in (("centroids", "-o"), ("relative", "--s"), ("seeds_only", ":^")):
-                sub = agg[(agg.pair == pair) & (agg.method == method)].sort_values("n_pairs")
-                if len(sub):
-                    x = np.maximum(sub["n_pairs"], 0.5)  # 0 pairs drawn at 0.5 on the log axis
-                    ax.plot(x, sub[metric], style, color=f"C{i}",
-                            label=f"{pair} {method}" if metric == "top1" else None)
-            if pair in ceil.index:
-                ax.axhline(ceil.loc[pair, metric], color=f"C{i}", lw=0.8, alpha=0.6)
-        ax.set_xscale("log")
-        ax.set_xlabel("known pairs (0 drawn at 0.5)")
-        ax.set_ylabel({"top1": "top-1 retrieval (held out)", "stitch": "stitching accuracy"}[metric])
-    axes[0].legend(fontsize=6)
-    fig.suptitle("AnchorMatcher vs known pairs; lines: all-pairs Procrustes ceiling")
-    fig.tight_layout()
-    fig.savefig(plot_path, dpi=110)
-    return agg
+def split_rows(n, n_train, n_test):
+    n_test = min(n_test, n // 3)
+    n_train = min(n_train, n - n_test)
+    order = np.random.default_rng(0).permutation(n)
+    return order[:n_train], order[n_train : n_train + n_test]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", default="tweets")
-    ap.add_argument("--root", default="/work/cache/real")
-    ap.add_argument("--encoders", nargs="+", default=["minilm-l6:minilm-l3"])
-    ap.add_argument("--pairs", nargs="+", type=int, default=[0, 1, 5, 10, 20, 50, 100])
-    ap.add_argument("--methods", nargs="+", default=["centroids", "relative", "seeds_only"])
-    ap.add_argument("--random-states", nargs="+", type=int, default=[0])
-    ap.add_argument("--n-train", type=int, default=4000)
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--unpaired", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--report", nargs="+", default=None, metavar="CSV",
-                    help="only write docs/_static/zero_pair_table.md and zero_pair.png from CSVs")
-    args = ap.parse_args(argv)
-    if args.report:
-        static = Path(__file__).resolve().parent.parent / "docs" / "_static"
-        static.mkdir(exist_ok=True)
-        return report(args.report, static / "zero_pair_table.md", static / "zero_pair.png")
-    torch.set_num_threads(1)
+def run_method(func, X, Y, seeds, rs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c0, t0 = time.process_time(), time.perf_counter()
+        with PeakMemory() as mem:
+            model = func(X, Y, seeds, rs)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    warned = any(issubclass(w.category, AlignmentWarning) for w in caught)
+    return model, dict(cpu_s=round(cpu, 1), wall_s=round(wall, 1),
+                       peak_mib=round(mem.delta, 1), warned=warned)
+
+
+def main_run(args):
     from sklearn.linear_model import LogisticRegression
 
-    spaces, labels, split = load(args.dataset, args.root)
+    spaces, labels = load(args.dataset, args.root)
     rows = []
     for spec in args.encoders:
         a, b = spec.split(":")
         A, B = spaces[a], spaces[b]
-        if split is None:
-            order = np.random.default_rng(0).permutation(len(labels))
-            tr, te = order[: args.n_train], order[args.n_train : args.n_train + args.n_test]
-        else:
-            tr, te = split
+        tr, te = split_rows(len(labels), args.n_train, args.n_test)
         A_tr, B_tr, A_te, B_te = A[tr], B[tr], A[te], B[te]
         y_tr, y_te = labels[tr], labels[te]
-        head = LogisticRegression(max_iter=500).fit(B_tr, y_tr)
-        print(f"# {a} -> {b}: target head fitted", flush=True)
+        head = LogisticRegression(max_iter=1000).fit(B_tr, y_tr)
         own = head.score(B_te, y_te)
-        ceil = ProcrustesTranslator().fit(A_tr, B_tr)
-        base = dict(dataset=args.dataset, source=a, target=b, n_train=len(tr),
-                    n_test=len(te), unpaired=args.unpaired, target_own=own)
+        base = dict(dataset=args.dataset, source=a, target=b, d_source=A.shape[1],
+                    d_target=B.shape[1], n_train=len(tr), n_test=len(te),
+                    unpaired=args.unpaired, target_own=round(own, 4))
+        ceil, info = run_method(lambda X, Y, s, r: ProcrustesTranslator().fit(X, Y),
+                                A_tr, B_tr, None, 0)
         rows.append(dict(base, method="ceiling", n_pairs=len(tr), random_state=-1,
-                         precision=1.0, warned=False, seconds=0.0,
-                         **evaluate(ceil.transform, A_te, B_te, head, y_te)))
+                         precision=1.0, **info, **evaluate(ceil.transform, A_te, B_te,
+                                                           head, y_te)))
         print(rows[-1], flush=True)
         for rs in args.random_states:
             rng = np.random.default_rng(1000 + rs)
@@ -188,36 +197,26 @@ def main(argv=None):
             inv[ib[perm]] = np.arange(len(ib))  # item -> row of Y
             common = np.intersect1d(ia, ib)
             for s in args.pairs:
+                s = len(common) if s < 0 else min(s, len(common))
                 items = rng.choice(common, s, replace=False) if s else np.zeros(0, int)
-                seeds = np.stack([np.searchsorted(ia, items), inv[items]], axis=1)
-                for method in args.methods:
-                    if method != "centroids" and s < 2:
+                seeds = np.stack([np.searchsorted(ia, items), inv[items]], axis=1) if s else None
+                for name in args.methods:
+                    try:
+                        model, info = run_method(METHODS[name], X, Y, seeds, rs)
+                    except ValueError as exc:
+                        print(f"# skip {name} with {s} pairs: {exc}", flush=True)
                         continue
-                    t0 = time.perf_counter()
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always")
-                        if method == "seeds_only":
-                            model = ProcrustesTranslator().fit(X[seeds[:, 0]], Y[seeds[:, 1]])
-                            pairs = seeds
-                        else:
-                            model = AnchorMatcher(
-                                None if method == "centroids" else 1000,
-                                seeds=seeds if s else None, discovery=method, random_state=rs,
-                            ).fit(X, Y)
-                            pairs = model.matched_pairs_
-                    seconds = time.perf_counter() - t0
-                    warned = any(issubclass(w.category, AlignmentWarning) for w in caught)
-                    truth = ia[pairs[:, 0]] == ib[perm[pairs[:, 1]]]
-                    extra = {}
-                    if method == "centroids":
-                        extra = dict(score=model.alignment_score_,
-                                     mutual=model.mutual_fraction_,
-                                     null_mutual=model.null_mutual_fraction_,
-                                     n_centroids=model.n_centroids_)
+                    pairs = getattr(model, "matched_pairs_", None)
+                    precision = float("nan")
+                    if pairs is not None and len(pairs) and not args.unpaired:
+                        pairs = np.asarray(pairs)
+                        precision = float(np.mean(ia[pairs[:, 0]] == ib[perm[pairs[:, 1]]]))
+                    extra = {k: getattr(model, k + "_") for k in
+                             ("alignment_score", "mutual_fraction", "null_mutual_fraction",
+                              "n_centroids") if hasattr(model, k + "_")}
                     rows.append(dict(
-                        base, method=method, n_pairs=s, random_state=rs,
-                        precision=float(truth.mean()) if not args.unpaired else float("nan"),
-                        n_found=len(pairs), warned=warned, seconds=round(seconds, 1),
+                        base, method=name, n_pairs=s, random_state=rs, precision=precision,
+                        n_found=0 if pairs is None else len(pairs), **info,
                         **evaluate(model.transform, A_te, B_te, head, y_te), **extra,
                     ))
                     print({k: (round(v, 4) if isinstance(v, float) else v)
@@ -229,6 +228,100 @@ def main(argv=None):
             w.writeheader()
             w.writerows(rows)
     return rows
+
+
+def report(csv_files, table_path, plot_path):
+    """Markdown table (mean over random states) and a plot of top-1/stitching vs pairs."""
+    import pandas as pd
+
+    df = pd.concat([pd.read_csv(f) for f in csv_files], ignore_index=True)
+    df["unpaired"] = df["unpaired"].astype(bool)
+    df["pair"] = (df["dataset"] + ": " + df["source"] + " -> " + df["target"]
+                  + np.where(df["unpaired"], " (unpaired)", ""))
+    df["key"] = df["dataset"] + ": " + df["source"] + " -> " + df["target"]
+    is_ceil = df["method"] == "ceiling"
+    ceil = df[is_ceil].drop_duplicates("key", keep="last").set_index("key")[["top1", "stitch"]]
+    runs = df[~is_ceil].copy()
+    # all training pairs given: label it "all" in the table
+    runs["pairs"] = np.where((runs["n_pairs"] >= runs["n_train"]) & (runs["n_pairs"] > 0),
+                             "all", runs["n_pairs"].astype(str))
+    # success: top-1 and stitching within 2 points of the all-pairs Procrustes ceiling
+    runs["success"] = [
+        float(r.top1 >= ceil.loc[r.key, "top1"] - 0.02 and r.stitch >= ceil.loc[r.key, "stitch"]
+              - 0.02) if r.key in ceil.index else np.nan for r in runs.itertuples()]
+    g = runs.groupby(["pair", "method", "n_pairs", "pairs"], sort=True)
+    agg = g.agg(runs=("top1", "size"), precision=("precision", "mean"), top1=("top1", "mean"),
+                foscttm=("foscttm", "mean"), stitch=("stitch", "mean"),
+                success=("success", "mean"), warned=("warned", "sum"),
+                cpu_s=("cpu_s", "median"), peak_mib=("peak_mib", "max")).reset_index()
+    agg["ceiling top1 / stitch"] = [
+        f"{ceil.loc[k, 'top1']:.3f} / {ceil.loc[k, 'stitch']:.3f}"
+        if (k := p.replace(" (unpaired)", "")) in ceil.index else "" for p in agg["pair"]]
+    cols = ["pair", "method", "pairs", "runs", "precision", "top1", "foscttm", "stitch",
+            "ceiling top1 / stitch", "success", "warned", "cpu_s", "peak_mib"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in agg[cols].itertuples(index=False):
+        lines.append("| " + " | ".join(
+            ("" if np.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v)
+            for v in r) + " |")
+    Path(table_path).write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = sorted(agg["pair"].unique())
+    methods = [m for m in agg["method"].unique()]
+    styles = ["-o", "--s", ":^", "-.v", "-D", "--x"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, metric in zip(axes, ("top1", "stitch")):
+        for i, pair in enumerate(pairs):
+            for method, style in zip(methods, styles):
+                sub = agg[(agg.pair == pair) & (agg.method == method)
+                          & (agg.pairs != "all")].sort_values("n_pairs")
+                if len(sub):
+                    x = np.maximum(sub["n_pairs"], 0.5)  # 0 pairs drawn at 0.5 on the log axis
+                    ax.plot(x, sub[metric], style, color=f"C{i}", ms=4,
+                            label=f"{pair}: {method}" if metric == "top1" else None)
+            key = pair.replace(" (unpaired)", "")
+            if key in ceil.index:
+                ax.axhline(ceil.loc[key, metric], color=f"C{i}", lw=0.8, alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("known pairs (0 drawn at 0.5)")
+        ax.set_ylabel({"top1": "top-1 retrieval (held out)",
+                       "stitch": "zero-shot stitching accuracy"}[metric])
+    axes[0].legend(fontsize=5.5, loc="lower right")
+    fig.suptitle("Alignment from few pairs; horizontal lines: all-pairs Procrustes ceiling")
+    fig.tight_layout()
+    fig.savefig(plot_path, dpi=110)
+    return agg
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="tweets")
+    ap.add_argument("--root", default="/work/cache/real")
+    ap.add_argument("--encoders", nargs="+", default=["minilm-l6:minilm-l3"])
+    ap.add_argument("--pairs", nargs="+", type=int, default=[0, 1, 5, 10, 20, 50, 100, -1],
+                    help="known pairs per run; -1: all training pairs")
+    ap.add_argument("--methods", nargs="+", default=["pairfree", "seeded", "seeds_only"])
+    ap.add_argument("--method", action="append", default=[], metavar="NAME=module:function",
+                    help="register another method (and run it)")
+    ap.add_argument("--random-states", nargs="+", type=int, default=[0])
+    ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--unpaired", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--report", nargs="+", default=None, metavar="CSV",
+                    help="only write docs/_static/zero_pair_table.md and zero_pair.png from CSVs")
+    args = ap.parse_args(argv)
+    if args.report:
+        static = Path(__file__).resolve().parent.parent / "docs" / "_static"
+        static.mkdir(exist_ok=True)
+        return report(args.report, static / "zero_pair_table.md", static / "zero_pair.png")
+    args.methods = list(args.methods) + [register(spec) for spec in args.method]
+    torch.set_num_threads(1)
+    return main_run(args)
 
 
 if __name__ == "__main__":

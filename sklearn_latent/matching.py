@@ -47,6 +47,10 @@ MIN_ROWS_PER_CLUSTER = 5
 #: text encoders, clustered synthetic data), below 0.45 on failed or partly
 #: failed ones (isotropic and unrelated spaces, truly unpaired text).
 RELIABILITY_THRESHOLD = 0.5
+#: The pair search of ``discovery="centroids"`` runs on each space's leading
+#: principal axes when it is wider than this (every similarity pass costs in
+#: proportion to the width); the translator is fitted on the full width.
+MAX_WIDTH = 256
 
 
 def _reliability(mutual, null):
@@ -275,7 +279,8 @@ def _check_not_constant(Z, name):
 
 def _pair_free(X, Y, seeds, est, rng):
     """The centroid-matching pipeline; returns (W, rows, cols, scores, info) on N(X), N(Y)."""
-    Xn, Yn = FM.center_normalize(X), FM.center_normalize(Y)
+    Xn = FM.principal_width(FM.center_normalize(X), MAX_WIDTH)
+    Yn = FM.principal_width(FM.center_normalize(Y), MAX_WIDTH)
     n_min = min(X.shape[0], Y.shape[0])
     grid = _centroid_grid(est.n_centroids, n_min)
     seed_rng = np.random.default_rng(rng.randint(2**31))

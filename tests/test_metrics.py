@@ -20,6 +20,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sklearn_latent import ProcrustesTranslator, metrics
 from sklearn_latent.metrics import (
+    foscttm,
     get_scorer,
     get_scorer_names,
     knn_jaccard,
@@ -43,8 +44,8 @@ Y_REF = np.array(
 )
 
 ALL = [linear_cka, rbf_cka, mutual_knn_alignment, knn_jaccard,
-       top_k_accuracy, mean_reciprocal_rank, mean_rank]
-RETRIEVAL = [top_k_accuracy, mean_reciprocal_rank, mean_rank]
+       top_k_accuracy, mean_reciprocal_rank, mean_rank, foscttm]
+RETRIEVAL = [top_k_accuracy, mean_reciprocal_rank, mean_rank, foscttm]
 
 
 # --------------------------------------------------------------------------
@@ -711,3 +712,30 @@ def test_stitching_scorer_bad_classifier():
         make_stitching_scorer(LogisticRegression())
     with pytest.raises(TypeError, match="with a predict method, got StandardScaler"):
         make_stitching_scorer(StandardScaler().fit(np.ones((3, 2))))
+
+
+def test_foscttm_known_answers(backend):
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(60, 5))
+    # perfect match: nothing is closer than the true target
+    assert foscttm(backend.asarray(T), backend.asarray(T)) == 0.0
+    # each query is the negated target: its own target is the farthest of all
+    assert foscttm(backend.asarray(-T), backend.asarray(T)) == 1.0
+    # dense reference: the fraction of other candidates strictly more similar
+    P = T + 0.8 * rng.normal(size=T.shape)
+    Pn = P / np.linalg.norm(P, axis=1, keepdims=True)
+    Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
+    S = Pn @ Tn.T
+    ref = np.mean((S > np.diag(S)[:, None]).sum(1) / (len(T) - 1))
+    for batch_size in (None, 1, 7):
+        got = foscttm(backend.asarray(P), backend.asarray(T), batch_size=batch_size)
+        assert got == pytest.approx(ref, abs=1e-12)
+    assert foscttm(P, T) == pytest.approx((mean_rank(P, T) - 1) / (len(T) - 1))
+    # unrelated points: about half of the candidates are closer
+    assert 0.4 < foscttm(rng.normal(size=(400, 8)), rng.normal(size=(400, 8))) < 0.6
+    # CSLS: the dense CSLS score, 2 S - r_pred - r_true with 3 neighbours
+    r_p = np.sort(S, axis=1)[:, -3:].mean(1)
+    r_t = np.sort(S, axis=0)[-3:, :].mean(0)
+    C = 2 * S - r_p[:, None] - r_t[None, :]
+    ref = np.mean((C > np.diag(C)[:, None]).sum(1) / (len(T) - 1))
+    assert foscttm(P, T, csls=3) == pytest.approx(ref, abs=1e-12)

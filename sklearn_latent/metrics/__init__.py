@@ -17,7 +17,8 @@ or a few known pairs).  :func:`calibrate` scores any of them against a permutati
 
 *Translation quality*: translated points ``Y_pred`` against their true targets
 ``Y_true`` (same shape): :func:`paired_cosine_similarity`,
-:func:`top_k_accuracy`, :func:`mean_reciprocal_rank` and :func:`mean_rank`,
+:func:`top_k_accuracy`, :func:`mean_reciprocal_rank`, :func:`mean_rank` and
+:func:`foscttm`,
 and scikit-learn scorers built on them (:func:`get_scorer`,
 :func:`make_stitching_scorer`) for ``GridSearchCV`` on paired data.
 
@@ -32,6 +33,7 @@ from ._common import KNN_METRICS  # noqa: F401
 from ._functional_maps import functional_map_similarity
 from ._matrix import plot_similarity_matrix, similarity_matrix
 from ._retrieval import (
+    foscttm,
     mean_rank,
     mean_reciprocal_rank,
     paired_cosine_similarity,
@@ -47,6 +49,7 @@ __all__ = [
     "MEASURES",
     "CalibratedScore",
     "calibrate",
+    "foscttm",
     "get_scorer",
     "cknna",
     "functional_map_similarity",
