@@ -89,15 +89,53 @@ def head():
     return LogisticRegression(max_iter=1000)
 
 
-def translator_specs(full=True):
+class _StandaloneInverse:
+    """``RelativeProjector`` on the source, ``InverseRelativeProjector`` on the target.
+
+    The two public estimators used separately, as a user would chain them
+    (``RelativeTranslator`` does the same in one object): ``irp_kw`` are the
+    inverse's parameters, so ``{}`` measures its own defaults.  With
+    ``alpha="auto"`` the anchors' source relative rows are passed to ``fit``.
+    """
+
+    def __init__(self, idx, **irp_kw):
+        self.idx, self.irp_kw = idx, irp_kw
+
+    def fit(self, X, Y):
+        from sklearn_latent import InverseRelativeProjector, RelativeProjector
+
+        self.rel_ = RelativeProjector(anchors=self.idx).fit(X)
+        self.inv_ = InverseRelativeProjector(anchors=self.idx, **self.irp_kw)
+        relative = None
+        if isinstance(self.inv_.get_params()["alpha"], str):
+            relative = self.rel_.transform(np.asarray(X)[self.idx])
+        self.inv_.fit(Y, relative=relative)
+        return self
+
+    def transform(self, X):
+        return self.inv_.transform(self.rel_.transform(X))
+
+
+#: spec sets: "quick" (the defaults and the plain reference), "criterion" (the
+#: defaults and the options the defaults were chosen among), "full" (everything)
+SETS = ("quick", "criterion", "full")
+
+
+def translator_specs(which="full"):
     """``{name: factory(anchor_indices, seed) -> unfitted translator}``."""
     from sklearn_latent import ProcrustesTranslator, RelativeTranslator
+
+    if which is True or which is False:  # backward compatible full=True/False
+        which = "full" if which else "quick"
 
     def pt(method, **kw):
         return lambda idx, seed: ProcrustesTranslator(method, anchors=idx, **kw)
 
     def rt(**kw):
         return lambda idx, seed: RelativeTranslator(anchors=idx, random_state=seed, **kw)
+
+    def irp(**kw):
+        return lambda idx, seed: _StandaloneInverse(idx, **kw)
 
     specs = {
         "procrustes (default)": lambda idx, seed: ProcrustesTranslator(anchors=idx),
@@ -107,16 +145,27 @@ def translator_specs(full=True):
             anchors=idx, random_state=seed
         ),
         "inverse alpha=1": rt(alpha=1.0),
+        "irp (default)": irp(),
     }
-    if full:
+    if which in ("criterion", "full"):
         specs.update({
             "scaled center": pt("scaled", scaling="center"),
+            "linear center alpha=auto": pt("linear", scaling="center"),
+            "affine standard alpha=auto": pt("affine", scaling="standard"),
+            "inverse alpha=0": rt(alpha=0.0),
+        })
+    if which == "full":
+        specs.update({
             "scaled standard": pt("scaled", scaling="standard"),
-            "linear alpha=0": pt("linear", scaling="center"),
-            "linear alpha=10": pt("linear", scaling="center", alpha=10.0),
-            "affine alpha=0": pt("affine", scaling="standard"),
-            "affine alpha=10": pt("affine", scaling="standard", alpha=10.0),
+            "linear center alpha=0": pt("linear", scaling="center", alpha=0.0),
+            "linear center alpha=10": pt("linear", scaling="center", alpha=10.0),
+            "linear standard alpha=auto": pt("linear", scaling="standard"),
+            "affine standard alpha=0": pt("affine", scaling="standard", alpha=0.0),
+            "affine standard alpha=10": pt("affine", scaling="standard", alpha=10.0),
+            "affine center alpha=auto": pt("affine", scaling="center"),
+            "inverse alpha=3": rt(alpha=3.0),
             "inverse pruned": rt(prune_threshold=0.7, n_subspaces=8),
+            "irp alpha=1": irp(alpha=1.0),
         })
     return specs
 
@@ -124,9 +173,12 @@ def translator_specs(full=True):
 METRICS4 = ("cosine", "euclidean", "l1", "linf")
 
 
-def projector_specs(full=True):
+def projector_specs(which="full"):
     """``{name: factory(anchor_indices) -> unfitted projector}`` (relative heads)."""
     from sklearn_latent import ProductInvarianceProjector, RelativeProjector
+
+    if which is True or which is False:
+        which = "full" if which else "quick"
 
     def rp(**kw):
         return lambda idx: RelativeProjector(anchors=idx, **kw)
@@ -138,7 +190,13 @@ def projector_specs(full=True):
         "relative (default)": lambda idx: RelativeProjector(anchors=idx),
         "product (default)": lambda idx: ProductInvarianceProjector(anchors=idx),
     }
-    if full:
+    if which == "criterion":
+        specs.update({
+            "relative normalize=l2": rp(normalize="l2"),
+            "relative normalize=standard": rp(normalize="standard"),
+            "product normalize=standard": pp(normalize="standard"),
+        })
+    if which == "full":
         specs.update({
             "relative normalize=None": rp(normalize=None),
             "relative normalize=l2": rp(normalize="l2"),
@@ -179,7 +237,7 @@ def _score(clf, X, y):
     return float((clf.predict(X) == y).mean())
 
 
-def run_config(spaces, labels, seed, k, *, full=True, log=print):
+def run_config(spaces, labels, seed, k, *, which="full", log=print):
     """Rows ``dict(seed, k, method, source, target, accuracy)`` of one split and anchor set."""
     from sklearn.exceptions import ConvergenceWarning
 
@@ -212,7 +270,7 @@ def run_config(spaces, labels, seed, k, *, full=True, log=print):
                 plain = plain_procrustes(Xs[anchors], Yt[anchors])
                 add("plain procrustes", s, t, _score(heads[t], plain(Xs[test]), y_te),
                     time.perf_counter() - t0)
-                for name, make in translator_specs(full).items():
+                for name, make in translator_specs(which).items():
                     t0 = time.perf_counter()
                     try:
                         tr = make(anchors, seed).fit(Xs, Yt)
@@ -222,7 +280,7 @@ def run_config(spaces, labels, seed, k, *, full=True, log=print):
                         acc = np.nan
                     add(name, s, t, acc, time.perf_counter() - t0)
         in_train = np.flatnonzero(np.isin(train, anchors))  # the anchors, as rows of train
-        for name, make in projector_specs(full).items():
+        for name, make in projector_specs(which).items():
             t0 = time.perf_counter()
             rel = {}
             for e in names:
@@ -248,7 +306,7 @@ def run_config(spaces, labels, seed, k, *, full=True, log=print):
     return rows
 
 
-def run(datasets, seeds, ks, cache=CACHE, max_n=MAX_N, full=True, log=print):
+def run(datasets, seeds, ks, cache=CACHE, max_n=MAX_N, which="full", log=print):
     import pandas as pd
 
     frames = []
@@ -261,7 +319,7 @@ def run(datasets, seeds, ks, cache=CACHE, max_n=MAX_N, full=True, log=print):
             for seed in seeds:
                 t0 = time.perf_counter()
                 log(f"{dataset} k={k} seed={seed}")
-                rows = run_config(spaces, labels, seed, k, full=full, log=log)
+                rows = run_config(spaces, labels, seed, k, which=which, log=log)
                 frame = pd.DataFrame(rows)
                 frame.insert(0, "dataset", dataset)
                 frame.insert(1, "modality", DATASETS[dataset][0])
@@ -377,9 +435,77 @@ DEFAULTS_EVIDENCE = {
 }
 
 
+#: estimator -> (its default's method name, prefixes of the suite's methods that are
+#: configurations of that estimator).  RelativeTranslator is RelativeProjector +
+#: InverseRelativeProjector, so its configurations count as the inverse's too.
+ESTIMATORS = {
+    "ProcrustesTranslator": ("procrustes (default)", (
+        "procrustes", "orthogonal", "scaled", "linear", "affine", "lowrank")),
+    "RelativeTranslator": ("inverse (default)", ("inverse",)),
+    "InverseRelativeProjector": ("irp (default)", ("irp", "inverse")),
+    "RelativeProjector": ("relative (default)", ("relative",)),
+    "ProductInvarianceProjector": ("product (default)", ("product",)),
+}
+
+
+def criterion_table(frame, k):
+    """The issue's done criterion, per modality and estimator, at ``k`` anchors.
+
+    For each estimator: its default's stitched accuracy, the best configuration
+    of it in the suite, and plain Procrustes, each the mean over every
+    (data set, ordered pair) of the modality (seeds averaged first); the gaps in
+    points (default minus best, default minus plain); "met" when both gaps are
+    at least -1 point.
+    """
+    import pandas as pd
+
+    pairs = pair_means(frame[frame["k"] == k])
+    rows = []
+    for modality, sub in pairs.groupby("modality"):
+        means = sub.groupby("method")["accuracy"].mean()
+        if "plain procrustes" not in means:
+            continue
+        plain = means["plain procrustes"]
+        for estimator, (default, prefixes) in ESTIMATORS.items():
+            if default not in means:
+                continue
+            configs = means[[m for m in means.index if m.startswith(prefixes)]]
+            best = configs.idxmax()
+            d_best = 100 * (means[default] - configs[best])
+            d_plain = 100 * (means[default] - plain)
+            rows.append({
+                "modality": modality, "estimator": estimator,
+                "pairs": int(sub[sub["method"] == default].shape[0]),
+                "default": means[default], "best config": best,
+                "best": configs[best], "plain Procrustes": plain,
+                "default - best (pts)": d_best, "default - plain (pts)": d_plain,
+                "met": "yes" if min(d_best, d_plain) >= -1.0 else "no",
+            })
+    return pd.DataFrame(rows)
+
+
+def criterion_markdown(table):
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    for _, row in table.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float):
+                cells.append(f"{v:+.1f}" if "pts" in c else f"{v:.3f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def report(frame, k=500, figure=None):
     """Markdown: method table, versus plain Procrustes, product versus best single, evidence."""
-    out = [f"Stitched accuracy at k = {k} anchors, mean over ordered encoder pairs and seeds:", ""]
+    out = [f"Done criterion at k = {k} anchors (each estimator's default against the best "
+           "configuration of it found and against plain Procrustes, mean over pairs):", ""]
+    out.append(criterion_markdown(criterion_table(frame, k)))
+    out += ["", f"Stitched accuracy at k = {k} anchors, mean over ordered encoder pairs "
+            "and seeds:", ""]
     out.append(markdown(method_table(frame, k)))
     out += ["", "Each method minus plain Procrustes on centered anchors, per pair:", ""]
     out.append(markdown(versus(frame, k, "plain procrustes")))
@@ -419,7 +545,11 @@ def main(argv=None):
     parser.add_argument("--max-n", type=int, default=MAX_N)
     parser.add_argument("--cache", default=CACHE)
     parser.add_argument("--quick", action="store_true",
-                        help="only the default configurations and the plain reference")
+                        help="only the default configurations and the plain reference "
+                             "(same as --set quick)")
+    parser.add_argument("--set", choices=SETS, default="full",
+                        help="configurations: quick (defaults), criterion (the defaults and "
+                             "the options they were chosen among), full (everything)")
     parser.add_argument("--out", help="CSV to write (appended if it exists)")
     parser.add_argument("--report", nargs="+", help="CSV files to summarize as markdown")
     parser.add_argument("--k", type=int, default=500, help="anchors of the report's tables")
@@ -438,7 +568,7 @@ def main(argv=None):
     # one thread: on a loaded machine multi-threaded BLAS made one SVD 10-20x slower
     torch.set_num_threads(1)
     result = run(args.datasets, args.seeds, args.anchors, args.cache, args.max_n,
-                 full=not args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+                 which="quick" if args.quick else args.set, log=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
