@@ -52,8 +52,8 @@ def load(dataset, root):
         data = make_digits_spaces()
         return data.spaces, data.target
     folder = Path(root) / dataset
-    if not (folder / "DONE").exists():
-        raise SystemExit(f"{folder} is not complete (no DONE file)")
+    if not (folder / "labels.npy").exists():
+        raise SystemExit(f"{folder} has no labels.npy (build it with real_data.py)")
     spaces = {p.stem: np.load(p).astype(np.float64) for p in folder.glob("*.npy")
               if p.stem != "labels"}
     return spaces, np.load(folder / "labels.npy")
