@@ -39,7 +39,8 @@ END = "<!-- current-results: end -->"
 
 
 def _fmt(v):
-    return f"{v:.2f}" if isinstance(v, (int, float)) else str(v)
+    """A table cell: numbers to 2 decimals, ``|`` escaped."""
+    return f"{v:.2f}" if isinstance(v, (int, float)) else str(v).replace("|", "\\|")
 
 
 def render(rows):
@@ -74,8 +75,8 @@ def render(rows):
             run = runs[(r["command"], r["date"], r["machine"])]
             case = r["case"] + (f" ({r['note']})" if r.get("note") else "")
             case += " (`--quick` sizes)" if r.get("quick") else ""
-            out.append(f"| {case} | {_fmt(r['ratio_floor'])} | {r['floor']} | "
-                       f"{_fmt(r['ratio_peer'])} | {r['peer']} | [{run}] |")
+            out.append(f"| {_fmt(case)} | {_fmt(r['ratio_floor'])} | {_fmt(r['floor'])} | "
+                       f"{_fmt(r['ratio_peer'])} | {_fmt(r['peer'])} | [{run}] |")
         out.append("")
     out.append("Runs:")
     out.append("")
@@ -126,11 +127,21 @@ def main(argv=None):
         Path(out).write_text("")
         summary.write_text("")
         extra += ["--out", str(Path(out).resolve())]
-    failed = []
+    failed, skipped = [], []
     t_all = time.perf_counter()
     for script in scripts:
+        # pass only the options a script accepts; under --quick, skip the scripts
+        # without a quick mode (their default sizes take many minutes)
+        src = script.read_text()
+        if args.quick and '"--quick"' not in src:
+            print(f"[{script.name}: skipped, no --quick mode]\n", flush=True)
+            skipped.append(script.name)
+            continue
+        opts = [a for i, a in enumerate(extra)
+                if not (a == "--device" or (i and extra[i - 1] == "--device"))
+                or '"--device"' in src]
         t0 = time.perf_counter()
-        rc = subprocess.run([sys.executable, str(script), *extra]).returncode
+        rc = subprocess.run([sys.executable, str(script), *opts]).returncode
         print(f"[{script.name}: {'ok' if rc == 0 else f'FAILED rc={rc}'}, "
               f"{time.perf_counter() - t0:.0f} s]\n", flush=True)
         if rc:
@@ -138,7 +149,7 @@ def main(argv=None):
     print(f"[all: {time.perf_counter() - t_all:.0f} s]", flush=True)
     if args.results:
         rows = [json.loads(line) for line in summary.read_text().splitlines() if line.strip()]
-        done = {s.name for s in scripts if s.name not in failed}
+        done = {s.name for s in scripts if s.name not in failed + skipped}
         update_results(args.results, [r for r in rows if r["script"] in done], done)
         print(f"[{args.results}: {len(rows)} generated rows]", flush=True)
     if failed:
