@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import emit, machine_description, paired_times, table  # noqa: E402
+from _common import _command, emit, machine_description, paired_times, summary, table  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
 from sklearn_latent import select_anchors  # noqa: E402
@@ -63,6 +63,8 @@ def main(argv=None):
         "floor": floor,
     }, repeat=args.repeats, warmup=1)  # the warm-up loads (or compiles) the numba step
     ratio = statistics.median(a / b for a, b in zip(fps["fps"], fps["floor"]))
+    summary("anchors", f"fps, {args.fps_n:,} x {args.d}, {args.fps_k} anchors", ratio,
+            f"{args.fps_k - 1} GEMVs X @ v", out=args.out, quick=args.quick)
     rows.append([f"fps, {args.fps_n:,} x {args.d}, {args.fps_k} anchors",
                  f"{min(fps['fps']):.2f}", f"{args.fps_k - 1} GEMVs X @ v",
                  f"{min(fps['floor']):.2f}", f"{ratio:.2f}"])
@@ -73,6 +75,9 @@ def main(argv=None):
                                   algorithm="lloyd").fit(Xk),
     }, repeat=args.repeats, warmup=0)
     ratio = statistics.median(a / b for a, b in zip(km["ours"], km["sklearn"]))
+    summary("anchors", f"kmeans, {args.km_n:,} x {args.km_d}, {args.km_k} anchors", "-", "-",
+            ratio, "scikit-learn KMeans(lloyd, n_init=1, max_iter=20)", out=args.out,
+            quick=args.quick)
     rows.append([f"kmeans, {args.km_n:,} x {args.km_d}, {args.km_k} anchors",
                  f"{min(km['ours']):.2f}", "sklearn KMeans(lloyd, n_init=1, max_iter=20)",
                  f"{min(km['sklearn']):.2f}", f"{ratio:.2f}"])
@@ -80,7 +85,7 @@ def main(argv=None):
         f"## Anchor selection ({'--quick' if args.quick else 'full'})\n\n"
         f"- machine: {machine_description()}\n"
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
-        f"- command: `python benchmarks/bench_anchors.py {' '.join(sys.argv[1:])}`\n"
+        f"- command: `{_command()}`\n"
         f"- float32 standard normal data; {args.repeats} interleaved round(s); numba step of "
         f"fps: {'yes' if _lp.jit_available() else 'no (torch fallback)'}\n"
     )

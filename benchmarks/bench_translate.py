@@ -24,7 +24,6 @@ import datetime
 import os
 import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from sklearn_latent import ProcrustesTranslator  # noqa: E402
 from sklearn_latent import functional as F  # noqa: E402
+from _common import _command, summary  # noqa: E402
 
 METHODS = ("orthogonal", "scaled", "linear", "affine", "lowrank")
 
@@ -136,6 +136,9 @@ def bench_fit(args, device, lines):
     for method in METHODS:
         r64 = statistics.median(t / f for t, f in zip(times[method], floor64))
         r32 = statistics.median(t / f for t, f in zip(times[method], floor32))
+        summary("translation fit and stream", f"ProcrustesTranslator({method!r}).fit, "
+                f"{args.n:,} x {args.d} pairs", r64, "float64 XᵀY GEMM + SVD", out=args.out,
+                quick=args.quick, note=f"{r32:.2f} x the float32 floor")
         lines.append(f"| {method} | {med[method]:.3f} | {r64:.2f} | {r32:.2f} |")
     lines.append("")
     return med
@@ -197,6 +200,11 @@ def bench_stream(args, device, lines):
         msg += (f"; CUDA peak allocated {cuda10:.0f} MiB at chunk {min(10, n_chunks)} vs "
                 f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB at the end")
     lines.append(msg + ".\n")
+    summary("translation fit and stream", f"ProcrustesTranslator({args.stream_method!r})"
+            f".partial_fit stream, {rows:,} x {args.d} in chunks of {args.chunk:,}",
+            busy / floor, "float64 statistics of the same chunks (translation_stats)",
+            out=args.out, quick=args.quick,
+            note=f"{(busy + solve) / floor:.2f} with the one lazy solve")
     print(msg, flush=True)
 
 
@@ -220,9 +228,13 @@ def main(argv=None):
     p.add_argument("--stream-method", default="orthogonal", choices=METHODS)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="also append the report to this file")
+    p.add_argument("--quick", action="store_true",
+                   help="5,000 x 256 fits, 2 repeats, a 200,000-row stream")
     args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.d, args.repeats, args.stream_rows, args.chunk = 5_000, 256, 2, 200_000, 25_000
     device = torch.device(args.device)
-    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:])
+    cmd = _command()
     lines = [
         f"## ProcrustesTranslator, {args.device}, {datetime.date.today().isoformat()}",
         "",
