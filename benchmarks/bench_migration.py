@@ -34,8 +34,8 @@
     python benchmarks/bench_migration.py retention --cache /work/cache/migration/austen
     python benchmarks/bench_migration.py zeropair --cache /work/cache/real/tweets \
         --pairs minilm-l3:minilm-l6
-    python benchmarks/bench_migration.py plot --out docs/images/migration_curve.png \
-        /tmp/bench_migration_retention.json
+    python benchmarks/bench_migration.py plot /tmp/bench_migration_retention.json \
+        --out docs/images/migration_curve.png
     python benchmarks/bench_migration.py scale --rows 1000000
     python benchmarks/bench_migration.py latency
 """
