@@ -257,7 +257,7 @@ def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
 
 def zeropair_markdown(result):
     lines = ["\n| pair | pairs found | share correct | fit CPU s (wall) | reading | corpus | "
-             "queries | corpus, CSLS-10 | queries, CSLS-10 |", "|---|---|---|---|---|---|---|---|---|"]
+             "queries | corpus, CSLS-10 | queries, CSLS-10 |", "|---" * 9 + "|"]
     for r in result["rows"]:
         for prefix, name in (("", "top-10 overlap"), ("top1_", "top-1 in top-10"),
                              ("label_", "labels")):
@@ -372,7 +372,8 @@ def scale_markdown(result):
     runs, rows = result["runs"], result["rows"]
     floor = min(r["seconds"] for r in runs["floor"]) if "floor" in runs else float("nan")
     lines = [f"\n{rows:,} x {result['dim']} float32 ({result['store_mib']:.0f} MiB), chunks of "
-             f"{result['chunk']:,} rows, best of {len(runs['floor'])} round-robin runs\n",
+             f"{result['chunk']:,} rows, best of {len(next(iter(runs.values())))} "
+             "round-robin runs\n",
              "| run | seconds | rows/s | x floor | peak RSS MiB (before the run) |",
              "|---|---|---|---|---|"]
     for mode, rs in runs.items():
