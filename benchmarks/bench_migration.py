@@ -34,8 +34,8 @@
     python benchmarks/bench_migration.py retention --cache /work/cache/migration/austen
     python benchmarks/bench_migration.py zeropair --cache /work/cache/real/tweets \
         --pairs minilm-l3:minilm-l6
-    python benchmarks/bench_migration.py plot --out docs/images/migration_curve.png \
-        /tmp/bench_migration_retention.json
+    python benchmarks/bench_migration.py plot /tmp/bench_migration_retention.json \
+        --out docs/images/migration_curve.png
     python benchmarks/bench_migration.py scale --rows 1000000
     python benchmarks/bench_migration.py latency
 """
@@ -257,7 +257,7 @@ def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
 
 def zeropair_markdown(result):
     lines = ["\n| pair | pairs found | share correct | fit CPU s (wall) | reading | corpus | "
-             "queries | corpus, CSLS-10 | queries, CSLS-10 |", "|---|---|---|---|---|---|---|---|---|"]
+             "queries | corpus, CSLS-10 | queries, CSLS-10 |", "|---" * 9 + "|"]
     for r in result["rows"]:
         for prefix, name in (("", "top-10 overlap"), ("top1_", "top-1 in top-10"),
                              ("label_", "labels")):
@@ -334,7 +334,7 @@ print(json.dumps({"mode": mode, "seconds": sec, "peak_mib": peak / 1024,
 """
 
 
-def scale(rows, out, repeats=2, chunk=65_536, dim=384):
+def scale(rows, out, repeats=2, chunk=65_536, dim=384, modes=None):
     folder = Path(tempfile.mkdtemp(prefix="bench_migration_"))
     src = folder / "store.npy"
     store = np.lib.format.open_memmap(src, mode="w+", dtype=np.float32, shape=(rows, dim))
@@ -348,6 +348,8 @@ def scale(rows, out, repeats=2, chunk=65_536, dim=384):
     targets = {"floor": folder / "none", "faiss": folder / "new.faiss",
                "lancedb": folder / "db" / "new.lance", "npy": folder / "new.npy"}
     (folder / "db").mkdir()
+    if modes:
+        targets = {m: p for m, p in targets.items() if m in modes}
     runs = {m: [] for m in targets}
     for _ in range(repeats):
         for mode, dst in targets.items():
@@ -368,9 +370,10 @@ def scale(rows, out, repeats=2, chunk=65_536, dim=384):
 
 def scale_markdown(result):
     runs, rows = result["runs"], result["rows"]
-    floor = min(r["seconds"] for r in runs["floor"])
+    floor = min(r["seconds"] for r in runs["floor"]) if "floor" in runs else float("nan")
     lines = [f"\n{rows:,} x {result['dim']} float32 ({result['store_mib']:.0f} MiB), chunks of "
-             f"{result['chunk']:,} rows, best of {len(runs['floor'])} round-robin runs\n",
+             f"{result['chunk']:,} rows, best of {len(next(iter(runs.values())))} "
+             "round-robin runs\n",
              "| run | seconds | rows/s | x floor | peak RSS MiB (before the run) |",
              "|---|---|---|---|---|"]
     for mode, rs in runs.items():
@@ -433,6 +436,8 @@ def main(argv=None):
     p.add_argument("--pairs", default=None, help="LEGACY:NEW,... (default: every ordered pair)")
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--modes", default=None,
+                   help="scale: comma-separated subset of floor,faiss,lancedb,npy")
     p.add_argument("--out", default=None, help="JSON results (default: /tmp/bench_migration_*)")
     args = p.parse_args(argv)
     out = args.out or f"/tmp/bench_migration_{args.what}.json"
@@ -446,7 +451,8 @@ def main(argv=None):
     elif args.what == "plot":
         print(plot(json.loads(Path(args.json).read_text()), args.out or "migration_curve.png"))
     elif args.what == "scale":
-        print(scale_markdown(scale(args.rows, out, args.repeats)))
+        modes = args.modes.split(",") if args.modes else None
+        print(scale_markdown(scale(args.rows, out, args.repeats, modes=modes)))
     else:
         print(latency_markdown(latency(out)))
 

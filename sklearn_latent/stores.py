@@ -222,17 +222,29 @@ def _ids_path(path):
     return path.with_name(path.stem + ".ids.npy")
 
 
-class _NumpyWriter:
-    """Writes translated chunks into a preallocated ``.npy`` memmap, with a progress file.
+def _npy_offset(path):
+    """Byte offset of the data of a ``.npy`` file."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        (np.lib.format.read_array_header_1_0 if version == (1, 0)
+         else np.lib.format.read_array_header_2_0)(f)
+        return f.tell()
 
-    After each chunk the vectors and ids are flushed and then the progress
-    file (rows done) is replaced atomically, so a killed run leaves a partial
-    whose progress never counts a row that was not written.
+
+class _NumpyWriter:
+    """Writes translated chunks into a preallocated ``.npy`` file, with a progress file.
+
+    Rows go to their place by plain positioned writes (not a memory map,
+    whose dirty pages would stay in the process's resident memory and grow
+    with the store).  After each chunk the vectors and ids are flushed to
+    the operating system and then the progress file (rows done) is replaced
+    atomically, so a killed run leaves a partial whose progress never counts
+    a row that was not written.
     """
 
     def __init__(self, path, dim, n_rows, source):
         self.path, self.dim, self.n_rows, self.source = Path(path), dim, n_rows, str(source)
-        self._vectors = self._ids = None
+        self._files = None
         self._pos = 0
 
     @staticmethod
@@ -251,11 +263,16 @@ class _NumpyWriter:
         scratch.write_text(json.dumps(self._state()))
         os.replace(scratch, progress)
 
+    def _open_files(self):
+        vec_path, ids_path, _ = self.partial_files(self._tmp)
+        self._files = [(open(p, "r+b"), _npy_offset(p)) for p in (vec_path, ids_path)]
+
     def open(self, tmp, resume):
         """Start a new partial, or reopen a leftover one; returns the rows already written."""
         import json
 
         self._tmp = tmp
+        self.close()
         vec_path, ids_path, progress = self.partial_files(tmp)
         if resume and progress.exists() and vec_path.exists() and ids_path.exists():
             try:
@@ -265,23 +282,30 @@ class _NumpyWriter:
             if state is not None and {k: state.get(k) for k in ("source", "n_rows", "dim")} == {
                 k: v for k, v in self._state().items() if k != "rows_done"
             }:
-                self._vectors = np.lib.format.open_memmap(vec_path, mode="r+")
-                self._ids = np.lib.format.open_memmap(ids_path, mode="r+")
                 self._pos = int(state["rows_done"])
+                self._open_files()
                 return self._pos
         for p in (vec_path, ids_path, progress):
             _remove(p)
-        self._vectors = np.lib.format.open_memmap(
-            vec_path, mode="w+", dtype=np.float32, shape=(self.n_rows, self.dim))
-        self._ids = np.lib.format.open_memmap(ids_path, mode="w+", dtype=np.int64,
-                                              shape=(self.n_rows,))
+        for p, dtype, shape in ((vec_path, np.float32, (self.n_rows, self.dim)),
+                                (ids_path, np.int64, (self.n_rows,))):
+            with open(p, "wb") as f:  # the header, then a sparse file of the full size
+                np.lib.format.write_array_header_2_0(
+                    f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                        "fortran_order": False, "shape": shape})
+                f.truncate(f.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize)
         self._pos = 0
+        self._open_files()
         self._save_state()
         return 0
 
     def first(self):
         """(id, vector) of the first row written, or None."""
-        return (self._ids[0], np.array(self._vectors[0])) if self._pos else None
+        if not self._pos:
+            return None
+        vec_path, ids_path, _ = self.partial_files(self._tmp)
+        return (np.load(ids_path, mmap_mode="r")[0].copy(),
+                np.array(np.load(vec_path, mmap_mode="r")[0]))
 
     def write(self, chunk):
         ids = np.asarray(chunk.ids)
@@ -290,21 +314,28 @@ class _NumpyWriter:
         stop = self._pos + len(ids)
         if stop > self.n_rows:
             raise ValueError(f"the source yielded more than its {self.n_rows} rows.")
-        self._vectors[self._pos : stop] = chunk.vectors
-        self._ids[self._pos : stop] = ids
-        self._vectors.flush()
-        self._ids.flush()
+        for (f, offset), block, row_bytes in (
+            (self._files[0], np.ascontiguousarray(chunk.vectors, np.float32), self.dim * 4),
+            (self._files[1], np.ascontiguousarray(ids, np.int64), 8),
+        ):
+            f.seek(offset + self._pos * row_bytes)
+            f.write(block.tobytes())
+            f.flush()
         self._pos = stop
         self._save_state()
 
+    def close(self):
+        for f, _ in self._files or ():
+            f.close()
+        self._files = None
+
     def commit(self, tmp):
+        self.close()
         if self._pos != self.n_rows:
             raise ValueError(f"the source yielded {self._pos} rows, not {self.n_rows}.")
-        ids = np.array(self._ids)
-        self._vectors = self._ids = None  # close the memmaps before renaming
         _, ids_path, progress = self.partial_files(tmp)
         _remove(progress)
-        if np.array_equal(ids, np.arange(self.n_rows)):
+        if np.array_equal(np.load(ids_path, mmap_mode="r"), np.arange(self.n_rows)):
             _remove(ids_path)
 
     def install(self, tmp, destination):
@@ -897,6 +928,8 @@ def migrate_store(
         else:
             install(tmp, destination)
     except BaseException:
+        if dest_kind == "numpy":
+            writer.close()
         if not resume or dest_kind == "faiss":
             for p in (writer.partial_files(tmp) if dest_kind == "numpy" else (tmp,)):
                 _remove(p)

@@ -97,7 +97,8 @@ def add_parser(subparsers):
                     "(FAISS .faiss/.index, LanceDB DB_DIR/TABLE.lance, or .npy/.npz) into "
                     "--dest (FAISS, LanceDB or .npy) chunk by chunk, keeping ids and metadata. "
                     "The destination appears only when complete (a killed run leaves no half-"
-                    "written store; run it again, with --resume to continue). Example:\n  sklearn-latent migrate "
+                    "written store; run it again, with --resume to continue). Example:\n"
+                    "  sklearn-latent migrate "
                     "--source old.faiss --dest new.faiss --calib-legacy a.npy --calib-new "
                     "b.npy --progress",
         formatter_class=argparse.RawDescriptionHelpFormatter,
