@@ -298,7 +298,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         >>> proj = ProductInvarianceProjector(
         ...     20, metrics=("cosine", "l1"), weights="transfer", random_state=0
         ... ).fit(X, reference=Y)
-        >>> proj.weights_[0], bool(proj.weights_[1] < 1)  # L1 is not rotation invariant
+        >>> float(proj.weights_[0]), bool(proj.weights_[1] < 1)  # L1 is not rotation invariant
         (1.0, True)
         """
         metrics, weights = self._check_params()
