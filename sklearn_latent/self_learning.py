@@ -293,7 +293,7 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Returns
         -------
-        ndarray or Tensor of shape (n_samples, n_features_out_)
+        ndarray or Tensor of shape (n_samples, d_y)
         """
         check_is_fitted(self)
         X = check_input(self, X, reset=False)
