@@ -156,7 +156,8 @@ def test_irp_output_is_named_after_the_fitted_space():
 def test_round_trip_in_one_space(center, dtype, backend):
     X = gaussian(dtype=dtype) + (2.0 if center else 0.0)
     rp = RelativeProjector(48, center=center, random_state=0).fit(backend.asarray(X))
-    irp = InverseRelativeProjector(anchors=rp.anchor_indices_, center=center).fit(
+    irp = InverseRelativeProjector(anchors=rp.anchor_indices_, center=center,
+                                   alpha=0.0).fit(
         backend.asarray(X))
     X_hat = irp.transform(rp.transform(backend.asarray(X)))
     assert type(X_hat) is type(backend.asarray(X)) and X_hat.shape == X.shape
@@ -178,7 +179,7 @@ def test_planted_rotation_across_spaces():
     Q = ortho_group.rvs(16, random_state=1)
     Y = 3.0 * X @ Q + np.linspace(-2, 2, 16)
     src = RelativeProjector(64, random_state=0).fit(X)
-    tgt = InverseRelativeProjector(anchors=src.anchor_indices_).fit(Y)
+    tgt = InverseRelativeProjector(anchors=src.anchor_indices_, alpha=0.0).fit(Y)
     translate = make_pipeline(FrozenEstimator(src), FrozenEstimator(tgt))
     Y_hat = translate.transform(X)
     mu = tgt.anchor_mean_
@@ -211,7 +212,7 @@ def test_transform_is_the_least_squares_solution(alpha):
 def test_subspaces_average_the_pruned_reconstructions():
     rng = np.random.default_rng(1)
     Y = rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8))  # correlated anchors
-    irp = InverseRelativeProjector(60, prune_threshold=0.4, n_subspaces=5,
+    irp = InverseRelativeProjector(60, prune_threshold=0.4, n_subspaces=5, alpha=0.0,
                                    random_state=0).fit(Y)
     assert len(irp.anchor_subsets_) == 5 == irp.condition_numbers_.shape[0]
     starts = [S[0] for S in irp.anchor_subsets_]
@@ -245,7 +246,7 @@ def test_pruning_conditions_the_anchor_matrix():
     # a direction the anchors hardly span makes the full inverse ill-conditioned
     rng = np.random.default_rng(0)
     Y = rng.normal(size=(300, 8)) * np.r_[np.ones(7), 1e-4]
-    full = InverseRelativeProjector(64, random_state=0).fit(Y)
+    full = InverseRelativeProjector(64, alpha=0.0, random_state=0).fit(Y)
     pruned = clone(full).set_params(prune_threshold=0.7, n_subspaces=4).fit(Y)
     assert full.condition_numbers_[0] > 1e3
     assert pruned.condition_numbers_.max() < 5
@@ -450,8 +451,9 @@ def test_digits_conditioning_matters():
         src = RelativeProjector(k, random_state=0).fit(A_tr)
         idx = src.anchor_indices_
         R = src.transform(A_te)
-        plain = InverseRelativeProjector(anchors=idx).fit(B_tr)
+        plain = InverseRelativeProjector(anchors=idx, alpha=0.0).fit(B_tr)
         pruned = InverseRelativeProjector(anchors=idx, prune_threshold=0.7, n_subspaces=8,
+                                          alpha=0.0,
                                           random_state=0).fit(B_tr)
         ridge = InverseRelativeProjector(anchors=idx, alpha=1e-2).fit(B_tr)
         measured[k] = got = (
@@ -502,7 +504,8 @@ def test_near_constant_target_column_does_not_take_over(backend, scale):
 def test_k_at_least_d_reconstructs_within_the_space(backend, k):
     X, Y = _related(d=32)
     src = RelativeProjector(k, random_state=0).fit(Y)  # same space: exact up to rounding
-    irp = InverseRelativeProjector(anchors=src.anchor_indices_).fit(backend.asarray(Y))
+    irp = InverseRelativeProjector(anchors=src.anchor_indices_, alpha=0.0).fit(
+        backend.asarray(Y))
     out = backend.to_numpy(irp.transform(backend.asarray(src.transform(Y))))
     mu = irp.anchor_mean_
     assert row_cosines(out - mu, Y - mu).min() > 0.999
@@ -515,7 +518,7 @@ def test_badly_conditioned_anchors_warn():
     X, Y = _related(d=16)
     Y[:, 3] = 2.0 + 1e-5 * np.random.default_rng(2).normal(size=len(Y))
     with pytest.warns(UserWarning, match="badly conditioned"):
-        irp = InverseRelativeProjector(40, random_state=0).fit(Y)
+        irp = InverseRelativeProjector(40, alpha=0.0, random_state=0).fit(Y)
     assert irp.condition_numbers_[0] > F.INVERSE_COND_WARNING
     # a ridge bounds the amplification: no warning
     with warnings.catch_warnings():
@@ -531,7 +534,7 @@ def test_under_determined_inverse_warns(n_anchors):
         tr = RelativeTranslator(n_anchors, alpha=0.0, random_state=0).fit(X8, X8)
     assert tr.score(X8, X8) < 0.9
     with pytest.warns(UserWarning, match="determined on only"):
-        InverseRelativeProjector(n_anchors, random_state=0).fit(X8)
+        InverseRelativeProjector(n_anchors, alpha=0.0, random_state=0).fit(X8)
 
 
 def test_well_determined_inverse_does_not_warn():
@@ -539,6 +542,25 @@ def test_well_determined_inverse_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RelativeTranslator(50, alpha=0.0, random_state=0).fit(X, Y)
+
+
+def test_default_ridge_survives_where_the_plain_inverse_collapses():
+    # Two spaces that disagree (noise on the target) and k just above d: the plain
+    # pseudo-inverse amplifies the mismatch (measured mean cosine 0.20), the
+    # default ridge alpha=1 does not (0.69); see docs/real_suite.md for the same
+    # effect on real encoders, which chose the default.
+    X, Y = _related(d=32, noise=1.0)
+    src = RelativeProjector(34, random_state=0).fit(X)
+    R = src.transform(X)
+    default = InverseRelativeProjector(anchors=src.anchor_indices_).fit(Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        plain = InverseRelativeProjector(anchors=src.anchor_indices_, alpha=0.0).fit(Y)
+    assert default.alpha_.tolist() == [1.0] and plain.alpha_.tolist() == [0.0]
+    mu = default.anchor_mean_
+    cos_default = row_cosines(default.transform(R) - mu, Y - mu).mean()
+    cos_plain = row_cosines(plain.transform(R) - mu, Y - mu).mean()
+    assert cos_default > 0.5 and cos_default - cos_plain > 0.25, (cos_default, cos_plain)
 
 
 def test_subspace_average_is_renormalized_before_rescaling(backend):
