@@ -6,6 +6,8 @@ found pairs, whether an AlignmentWarning was raised), for
 
 * ``gw``: ``AnchorMatcher(discovery="gw", gw_samples=...)``, no pairs;
 * ``selflearn``: ``SelfLearningTranslator(seeds=s known pairs)`` (s >= 2);
+* ``selflearn_standard``: the same around ``ProcrustesTranslator()`` (the
+  library default, ``scaling="standard"``);
 * ``seeds_only``: ProcrustesTranslator("orthogonal", scaling="center") on the s seeds;
 * ``ceiling``: ProcrustesTranslator on all training pairs (library default,
   ``scaling="standard"``); ``ceiling_center``: the same with ``scaling="center"``
@@ -27,13 +29,27 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from bench_zeropair import evaluate, load
+from bench_zeropair import evaluate
+from bench_zeropair import load as load_cached
 from sklearn_latent import (
     AlignmentWarning,
     AnchorMatcher,
     ProcrustesTranslator,
     SelfLearningTranslator,
 )
+
+
+def load(dataset, root):
+    """``(spaces, labels, split)``: ``mlp-digits`` is the digits MLP encoders of
+    ``sklearn_latent.datasets`` with their own train / test split; any other name is
+    a real-encoder cache folder (split drawn in ``main``)."""
+    if dataset == "mlp-digits":
+        from sklearn_latent.datasets import make_digits_spaces
+
+        data = make_digits_spaces()
+        return data.spaces, data.target, (data.train, data.test)
+    spaces, labels = load_cached(dataset, root)
+    return spaces, labels, None
 
 
 def main(argv=None):
@@ -87,8 +103,11 @@ def main(argv=None):
                             model = ProcrustesTranslator(scaling="center").fit(
                                 X[seeds[:, 0]], Y[seeds[:, 1]])
                             pairs = seeds
-                        elif method == "selflearn":
-                            model = SelfLearningTranslator(seeds=seeds, random_state=rs)
+                        elif method in ("selflearn", "selflearn_standard"):
+                            # selflearn_standard refits the library default translator
+                            # (scaling="standard") instead of the wrapper's default ("center")
+                            inner = ProcrustesTranslator() if method == "selflearn_standard" else None
+                            model = SelfLearningTranslator(inner, seeds=seeds, random_state=rs)
                             pairs = model.fit(X, Y).dictionary_
                         else:
                             model = AnchorMatcher(discovery="gw", gw_samples=args.gw_samples,
