@@ -1,13 +1,11 @@
 """Latent functional maps: align two spaces from a few known pairs through their graph spectra."""
 
-import copy
 import numbers
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_scalar
-from sklearn.utils.validation import check_is_fitted
 
 from .functional import _fmaps as FF
 from .functional import _matching as FM
@@ -21,6 +19,7 @@ from ._backend import (
     to_tensor,
     torch_dtype,
 )
+from .matching import _check_int, _MatchedTranslatorMixin, _rows
 from .translate import ProcrustesTranslator
 
 __all__ = ["FunctionalMapTranslator"]
@@ -28,13 +27,6 @@ __all__ = ["FunctionalMapTranslator"]
 #: Fewest known pairs: one descriptor per anchor, and one function cannot tell points apart.
 MIN_SEEDS = 2
 _METHODS = ("orthogonal", "scaled", "linear", "affine")
-
-
-def _check_int(value, name, min_val):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    check_scalar(int(value), name, numbers.Integral, min_val=min_val)
-    return int(value)
 
 
 def check_fmap_seeds(seeds, n_x, n_y, owner):
@@ -98,11 +90,9 @@ def _check_not_constant(Z, name):
         )
 
 
-def _rows(Z, idx):
-    return Z[torch.as_tensor(idx, device=Z.device)] if isinstance(Z, torch.Tensor) else Z[idx]
-
-
-class FunctionalMapTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class FunctionalMapTranslator(
+    _MatchedTranslatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Translate X into y's space from a few known pairs via latent functional maps.
 
     ``fit(X, y)`` takes two *unpaired* spaces (any widths, any numbers of rows,
@@ -293,40 +283,6 @@ class FunctionalMapTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.matched_pairs_ = pairs
         self.is_seed_ = np.arange(pairs.shape[0]) < seeds.shape[0]
         return self
-
-    def transform(self, X, *, out=None):
-        """X-space rows translated into y's space.
-
-        Parameters
-        ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in)
-        out : ndarray or Tensor of shape (n_samples, d_y), optional
-            Where to write the result (see :doc:`/arrays`).
-
-        Returns
-        -------
-        ndarray or Tensor of shape (n_samples, d_y)
-        """
-        check_is_fitted(self)
-        batch_size = check_batch_size(self.batch_size)
-        X = check_input(self, X, reset=False)
-        translator = self.translator_
-        if (translator.batch_size, translator.device) != (batch_size, self.device):
-            translator = copy.copy(translator).set_params(batch_size=batch_size,
-                                                           device=self.device)
-        return translator._apply(X, "coef_", "intercept_", translator.n_features_out_, out)
-
-    @property
-    def _n_features_out(self):
-        return self.translator_.n_features_out_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.single_output = False
-        tags.target_tags.multi_output = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
 
 
 def _with_seeds(rows, cols, seeds):

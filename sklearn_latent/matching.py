@@ -341,7 +341,57 @@ def _pair_free(X, Y, seeds, est, rng):
     return W, r, c, sc, info
 
 
-class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _MatchedTranslatorMixin(TransformerMixin):
+    """``transform`` through the ``ProcrustesTranslator`` fitted on matched pairs.
+
+    Shared by the estimators that find pairs between two unpaired spaces and
+    then fit ``translator_`` on them (:class:`AnchorMatcher`,
+    :class:`~sklearn_latent.FunctionalMapTranslator`); they have ``batch_size``
+    and ``device`` parameters.  A ``TransformerMixin`` itself, so that
+    ``set_output`` wraps this ``transform``.
+    """
+
+    def transform(self, X, *, out=None):
+        """X-space rows translated into the second space.
+
+        Parameters
+        ----------
+        X : array-like or Tensor of shape (n_samples, n_features_in)
+        out : ndarray or Tensor of shape (n_samples, d_y), optional
+            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
+
+        Returns
+        -------
+        ndarray or Tensor of shape (n_samples, d_y)
+            ``out`` when given.
+        """
+        check_is_fitted(self)
+        batch_size = check_batch_size(self.batch_size)
+        X = check_input(self, X, reset=False)
+        translator = self.translator_
+        if (translator.batch_size, translator.device) != (batch_size, self.device):
+            # parameters changed since fit: apply the fitted map with the current ones
+            translator = copy.copy(translator).set_params(batch_size=batch_size,
+                                                           device=self.device)
+        # X is validated above: apply the map without a second validation pass
+        return translator._apply(X, "coef_", "intercept_", translator.n_features_out_, out)
+
+    @property
+    def _n_features_out(self):
+        return self.translator_.n_features_out_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = False
+        tags.target_tags.multi_output = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class AnchorMatcher(
+    _MatchedTranslatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Align two unpaired embedding spaces with no known pairs, or a few; translate X into Y.
 
     ``fit(X, y)`` takes two *unpaired* spaces, ``X`` and ``y`` (2-D, any
@@ -654,40 +704,3 @@ class AnchorMatcher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             pairs = np.concatenate([seeds, pairs])
             conf = np.concatenate([np.full(s, math.inf), conf])
         return pairs, conf, info
-
-    def transform(self, X, *, out=None):
-        """X-space rows translated into the second space.
-
-        Parameters
-        ----------
-        X : array-like or Tensor of shape (n_samples, n_features_in)
-        out : ndarray or Tensor of shape (n_samples, d_y), optional
-            Where to write the result (e.g. a ``np.memmap``), see :doc:`/arrays`.
-
-        Returns
-        -------
-        ndarray or Tensor of shape (n_samples, d_y)
-            ``out`` when given.
-        """
-        check_is_fitted(self)
-        batch_size = check_batch_size(self.batch_size)
-        X = check_input(self, X, reset=False)
-        translator = self.translator_
-        if (translator.batch_size, translator.device) != (batch_size, self.device):
-            # parameters changed since fit: apply the fitted map with the current ones
-            translator = copy.copy(translator).set_params(batch_size=batch_size,
-                                                           device=self.device)
-        # X is validated above: apply the map without a second validation pass
-        return translator._apply(X, "coef_", "intercept_", translator.n_features_out_, out)
-
-    @property
-    def _n_features_out(self):
-        return self.translator_.n_features_out_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.single_output = False
-        tags.target_tags.multi_output = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
