@@ -12,14 +12,13 @@ from .functional import _matching as FM
 from ._backend import (
     atomic_fit,
     check_batch_size,
-    check_input,
     check_option,
     resolve_device,
     to_numpy,
     to_tensor,
     torch_dtype,
 )
-from .matching import _check_int, _MatchedTranslatorMixin, _rows
+from .matching import _check_int, _check_spaces, _MatchedTranslatorMixin, _rows
 from .translate import ProcrustesTranslator
 
 __all__ = ["FunctionalMapTranslator"]
@@ -233,18 +232,7 @@ class FunctionalMapTranslator(
         check_option(self.method, "method", _METHODS)
         batch_size = check_batch_size(self.batch_size)
         n_refine = _check_int(self.n_refine, "n_refine", 0)
-        X = check_input(self, X, reset=True)
-        if y is None:
-            raise ValueError(
-                "FunctionalMapTranslator requires y to be passed, but the target y is None: "
-                "pass the second space's embeddings (2-D)."
-            )
-        ndim = y.ndim if isinstance(y, torch.Tensor) else np.asarray(y).ndim
-        if ndim != 2:
-            raise ValueError(
-                f"y must be the 2-D embeddings of the second space, got {ndim}-D input."
-            )
-        Y = check_input(None, y, reset=False, input_name="y")
+        X, Y = _check_spaces(self, X, y)
         n_x, n_y = X.shape[0], Y.shape[0]
         seeds = check_fmap_seeds(self.seeds, n_x, n_y, "FunctionalMapTranslator")
         k, n_comp, alpha = check_graph_params(

@@ -238,6 +238,21 @@ def discover_anchors(
     return to_numpy(pairs), to_numpy(conf)
 
 
+def _check_spaces(est, X, y, what="space"):
+    """``(X, Y)`` validated for a fit on two unpaired spaces: X resets the
+    estimator's input checks, y must be given and 2-D (any width and rows)."""
+    X = check_input(est, X, reset=True)
+    if y is None:
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None: "
+            f"pass the second {what}'s embeddings (2-D)."
+        )
+    ndim = y.ndim if isinstance(y, torch.Tensor) else np.asarray(y).ndim
+    if ndim != 2:
+        raise ValueError(f"y must be the 2-D embeddings of the second {what}, got {ndim}-D input.")
+    return X, check_input(None, y, reset=False, input_name="y")
+
+
 def _check_int(value, name, min_val):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}.")
@@ -606,18 +621,7 @@ class AnchorMatcher(
             from .functional._gw import require_pot
 
             require_pot()
-        X = check_input(self, X, reset=True)
-        if y is None:
-            raise ValueError(
-                "AnchorMatcher requires y to be passed, but the target y is None: pass the "
-                "second space's embeddings (2-D)."
-            )
-        ndim = y.ndim if isinstance(y, torch.Tensor) else np.asarray(y).ndim
-        if ndim != 2:
-            raise ValueError(
-                f"y must be the 2-D embeddings of the second space, got {ndim}-D input."
-            )
-        Y = check_input(None, y, reset=False, input_name="y")
+        X, Y = _check_spaces(self, X, y)
         if self.discovery == "relative":
             pairs, conf = self._fit_relative(X, Y)
             info = dict(score=math.nan, mutual=math.nan, null_mutual=math.nan, n_centroids=0,

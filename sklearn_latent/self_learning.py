@@ -15,6 +15,7 @@ from .matching import (
     AlignmentWarning,
     _check_int,
     _check_not_constant,
+    _check_spaces,
     _check_seeds,
     _reliability,
     _rows,
@@ -200,16 +201,7 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "translator must be an estimator with fit(X, y) and transform (or predict), "
                 f"got {type(base).__name__}."
             )
-        X = check_input(self, X, reset=True)
-        if y is None:
-            raise ValueError(
-                "SelfLearningTranslator requires y to be passed, but the target y is None: "
-                "pass the second pool's embeddings (2-D)."
-            )
-        ndim = y.ndim if isinstance(y, torch.Tensor) else np.asarray(y).ndim
-        if ndim != 2:
-            raise ValueError(f"y must be the 2-D embeddings of the second pool, got {ndim}-D input.")
-        Y = check_input(None, y, reset=False, input_name="y")
+        X, Y = _check_spaces(self, X, y, "pool")
         dev = resolve_device(self.device, X)
         dtype = torch_dtype(X)
         _check_not_constant(to_tensor(X, dev, dtype), "X")
