@@ -21,7 +21,6 @@ Run single-threaded on a shared machine::
 """
 
 import argparse
-import csv
 import time
 import warnings
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from bench_zeropair import evaluate
+from bench_zeropair import evaluate, show, write_rows
 from bench_zeropair import load as load_cached
 from sklearn_latent import (
     AlignmentWarning,
@@ -125,14 +124,8 @@ def main(argv=None):
                         n_found=len(pairs), warned=warned, cpu_seconds=round(cpu, 1),
                         **evaluate(model.transform, A_te, B_te, head, labels[te]), **extra,
                     ))
-                    print({k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in rows[-1].items()}, flush=True)
-    if args.out:
-        keys = sorted({k for r in rows for k in r})
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, keys)
-            w.writeheader()
-            w.writerows(rows)
+                    show(rows[-1])
+    write_rows(rows, args.out)
     return rows
 
 

@@ -25,7 +25,6 @@ Data: the real-encoder cache (``--root``, ``<dataset>/<encoder>.npy``) or
 """
 
 import argparse
-import csv
 import importlib.util
 import time
 from pathlib import Path
@@ -127,14 +126,8 @@ def main(argv=None):
                         seconds=round(seconds, 1),
                         **zp.evaluate(model.transform, A_te, B_te, head, y_te), **extra,
                     ))
-                    print({k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in rows[-1].items()}, flush=True)
-    if args.out:
-        keys = sorted({k for r in rows for k in r})
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, keys)
-            w.writeheader()
-            w.writerows(rows)
+                    zp.show(rows[-1])
+    zp.write_rows(rows, args.out)
     return rows
 
 

@@ -219,15 +219,24 @@ def main_run(args):
                         n_found=0 if pairs is None else len(pairs), **info,
                         **evaluate(model.transform, A_te, B_te, head, y_te), **extra,
                     ))
-                    print({k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in rows[-1].items()}, flush=True)
-    if args.out:
+                    show(rows[-1])
+    write_rows(rows, args.out)
+    return rows
+
+
+def show(row):
+    """Print one result row, floats rounded (progress of a long run)."""
+    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+
+def write_rows(rows, path):
+    """The rows as a CSV with the union of their keys as columns (``path`` None: nothing)."""
+    if path:
         keys = sorted({k for r in rows for k in r})
-        with open(args.out, "w", newline="") as fh:
+        with open(path, "w", newline="") as fh:
             w = csv.DictWriter(fh, keys)
             w.writeheader()
             w.writerows(rows)
-    return rows
 
 
 def report(csv_files, table_path, plot_path):
