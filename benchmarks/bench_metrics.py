@@ -45,6 +45,7 @@ from _common import (  # noqa: E402
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
+    summary,
     sync,
     table,
     times,
@@ -158,6 +159,9 @@ def bench_large(args, device, out):
     emit(f"\n### linear CKA, {args.n:,} x {args.d} float32 (X and Y: {data_mb:,.0f} MiB)\n",
          out)
     emit(table(["", "median s", "ratio to floor"], rows), out)
+    summary("metrics", f"linear_cka, {args.n:,} x {args.d} float32",
+            median_ratio(t["linear_cka"], t["floor"]), "float64 GEMMs X^T X, Y^T Y, Y^T X",
+            out=out, quick=args.quick)
     mem = f"extra peak RSS during the rounds {extra:,.0f} MiB"
     if device.type == "cuda":
         extra_cuda = (torch.cuda.max_memory_allocated(device) - cuda_base) / 2**20

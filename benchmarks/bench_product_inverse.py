@@ -37,6 +37,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from sklearn_latent import InverseRelativeProjector, ProductInvarianceProjector  # noqa: E402
 from sklearn_latent import functional as F  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import summary  # noqa: E402
+
 
 def machine(device):
     try:
@@ -220,6 +223,10 @@ def main(argv=None):
         f"{t_irp / t_gemm2:.2f} x GEMM")
     row(f"InverseRelativeProjector.transform ({device.type} tensor in/out)", t_irp_t,
         f"{t_irp_t / t_gemm2:.2f} x GEMM")
+    for case, t in ((f"InverseRelativeProjector.transform, numpy, {n:,} x {k:,} -> {d}", t_irp),
+                    (f"InverseRelativeProjector.transform, {device.type} tensor", t_irp_t)):
+        summary("inverse projection", case, t / t_gemm2, "GEMM (n x k) @ (k x d), same run",
+                out=args.out, quick=args.quick)
     sizes = [len(S) for S in pruned.anchor_subsets_]
     row(f"... pruned delta=0.7, omega=8 (subset sizes {min(sizes)}-{max(sizes)})",
         t_pr, f"{t_pr / t_gemm2:.2f} x GEMM")

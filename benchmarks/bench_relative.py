@@ -43,6 +43,7 @@ from _common import (  # noqa: E402
     reset_peak_rss,
     rss_bytes,
     sync,
+    summary,
     table,
     times,
 )
@@ -123,6 +124,11 @@ def bench_projection(args, device, X):
         elif name.startswith("RelativeProjector(euclidean"):
             target = "<= 1.3" + (" met" if ratio <= 1.3 else " MISSED")
         rows.append([name, f"{statistics.median(ts):.3f}", f"{ratio:.3f}", target])
+        if name.startswith("RelativeProjector("):
+            summary("relative projection, per metric",
+                    f"{name[len('RelativeProjector('):-len(').transform')]}, "
+                    f"{args.n:,} x {args.d} onto {args.k:,}", ratio,
+                    "bare GEMM X @ A.T (same shapes, same run)", out=args.out, quick=args.quick)
     return table(["operation", "median s", "ratio to GEMM (median of rounds)", "target"], rows)
 
 
