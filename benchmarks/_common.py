@@ -140,18 +140,27 @@ AREAS = (
 )
 
 
+#: what a row's ratios divide: a time or a peak memory (lower is better), or an
+#: accuracy (higher is better)
+MEASURES = ("time", "memory", "accuracy")
+
+
 def summary(area, case, ratio_floor, floor, ratio_peer="-", peer="-", *, out=None,
-            script=None, quick=False, note=""):
+            script=None, quick=False, note="", measure="time"):
     """Record one row of the generated "Current results" tables (``run.py --results``).
 
     ``ratio_floor`` is time / floor (the least work the operation needs, measured in
     the same run) and ``ratio_peer`` time / the best other implementation measured
-    in the same run (numbers, or "-" where there is none).  The row goes, as one
-    JSON line, to ``<out>.summary.jsonl`` next to the report; without ``out`` it is
-    not kept.
+    in the same run (numbers, or "-" where there is none).  With
+    ``measure="memory"`` they are peak extra memory / floor (the least memory the
+    operation needs) and / best peer; with ``measure="accuracy"`` accuracy /
+    ceiling and accuracy / best peer (above 1: better).  The row goes, as one JSON line, to
+    ``<out>.summary.jsonl`` next to the report; without ``out`` it is not kept.
     """
     if area not in AREAS:
         raise ValueError(f"unknown area {area!r}; one of {AREAS}")
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; one of {MEASURES}")
     if not out:
         return
     import json
@@ -162,7 +171,7 @@ def summary(area, case, ratio_floor, floor, ratio_peer="-", peer="-", *, out=Non
         ratio_floor=ratio_floor if isinstance(ratio_floor, str) else round(float(ratio_floor), 3),
         floor=floor,
         ratio_peer=ratio_peer if isinstance(ratio_peer, str) else round(float(ratio_peer), 3),
-        peer=peer, note=note,
+        peer=peer, note=note, measure=measure,
         script=script or os.path.basename(sys.argv[0]),
         command=_command(),
         quick=bool(quick), machine=machine_description(),

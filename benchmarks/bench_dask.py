@@ -43,7 +43,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(  # the workers import the same check
 )
 
 import numpy as np  # noqa: E402
-from _common import emit, machine_description, table  # noqa: E402
+from _common import emit, machine_description, summary, table  # noqa: E402
 
 MiB = 2.0**20
 GiB = 2.0**30
@@ -323,6 +323,12 @@ def main(argv=None):
         "",
     ])
     emit(text, args.out)
+    where = (f"{store_bytes / GiB:.2f} GiB disk store, {args.workers} workers x "
+             f"{limit / MiB:.0f} MiB (peak worker {max(peaks) / MiB:.0f} MiB)")
+    for i, step in enumerate(("fit_translator", "transform -> memmap")):
+        summary("Dask", f"{step}, {where}", "-", "-", ratio(i),
+                "one process, block by block, same blocks (same run)",
+                out=args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,14 @@ import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 import scipy.spatial.distance  # noqa: E402
 import torch  # noqa: E402
-from _common import emit, machine_description, median_ratio, paired_times, table  # noqa: E402
+from _common import (  # noqa: E402
+    emit,
+    machine_description,
+    median_ratio,
+    paired_times,
+    summary,
+    table,
+)
 from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.preprocessing import normalize  # noqa: E402
 
@@ -288,6 +295,10 @@ def bench_memory(args):
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True)
                          .stdout.strip().splitlines()[-1])
     chunk = res["rows"] * (args.d + args.k) * 4
+    summary("memory", f"RelativeProjector.transform, memmap -> out= memmap, {args.mem_n:,} x "
+            f"{args.d} onto {args.k:,}, batch_size='auto' ({res['extra'] / MB:.0f} MB extra)",
+            res["extra"] / chunk, f"one chunk: {res['rows']:,} rows x (d + k) x 4 bytes = "
+            f"{chunk / MB:.0f} MB", out=args.out, quick=args.quick, measure="memory")
     return (
         f"memmap ({args.mem_n} x {args.d} float32, {args.mem_n * args.d * 4 / MB:.0f} MB, "
         f"mode 'r') -> out= memmap ({args.mem_n} x {args.k}), batch_size='auto' "

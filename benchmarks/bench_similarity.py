@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
+    summary,
     table,
 )
 from bench_metrics import make_pair  # noqa: E402
@@ -139,6 +140,10 @@ def part_feature(args, out):
         fl = gemm[g] + post_t[kind]
         t = min(t_meas[name])
         rows.append([name, f"{t:.2f}", f"{fl:.2f}", f"{t / fl:.2f}", f"{mem[name]:.0f}"])
+        summary("metrics", f"{name}, {args.n:,} x {args.d} float32 pairs "
+                f"({mem[name]:.0f} MiB extra peak RSS)", t / fl,
+                "its float64 GEMMs + d x d decompositions (CPU time, same run)",
+                out=out, quick=args.quick)
     emit(f"\n**Feature-space measures**, {args.n:,} x {args.d} float32 pairs "
          f"({2 * args.n * args.d * 4 / 2**30:.2f} GiB of data), min of {args.repeats} "
          "interleaved rounds, CPU time; floor = the float64 GEMMs the measure needs over the "
@@ -168,6 +173,10 @@ def part_knn(args, out):
                      ("cknna(k=10)", lambda: cknna(X, Y, k=10))):
         t, v, m = extra_memory(fn)
         rows.append([name, f"{t:.1f}", f"{m:.0f}", f"{v:.4f}"])
+        summary("metrics", f"{name}, {args.knn_n:,} x {args.knn_d} points ({t:.0f} CPU s, "
+                f"{m:.0f} MiB extra peak RSS)", t / t_floor,
+                "its two chunked knn_search calls (CPU time, same run)",
+                out=out, quick=args.quick)
     emit(f"\n**k-NN measures**, {args.knn_n:,} x {args.knn_d} float32 points, one call each:\n",
          out)
     emit(table(["call", "CPU time (s)", "extra peak RSS (MiB)", "value"], rows), out)
@@ -202,6 +211,10 @@ def part_calibration(args, out):
                [[f"floor: {perms} GEMMs", f"{min(tf):.1f}", "1.00"],
                 ["calibrate", f"{min(tc):.1f}", f"{min(tc) / min(tf):.2f}"]]), out)
     emit(f"\n(score {res.score:.4f}, null mean {res.null_mean:.4f}, p = {res.p_value:.3f})", out)
+    summary("metrics", f"calibrate('linear_cka', n_permutations={perms}), {args.calib_n:,} x "
+            f"{args.d} float32", min(tc) / min(tf),
+            f"{perms} float32 cross-covariance GEMMs Xc^T Yc[perm] (CPU time, same run)",
+            out=out, quick=args.quick)
 
 
 def main(argv=None):

@@ -291,7 +291,8 @@ def run_config(spaces, labels, seed, k, *, which="full", log=print):
                 for s in names:
                     add(name, s, t, _score(clf, rel[s][test], y_te))
             log(f"  {name}: {time.perf_counter() - t0:.0f} s")
-        for name, make in pair_projector_specs(full).items():
+        pair_specs = {} if which == "quick" else pair_projector_specs(which == "full")
+        for name, make in pair_specs.items():
             t0 = time.perf_counter()
             for t in names:
                 for s in names:

@@ -14,9 +14,10 @@ another's measurements.
 ``--results FILE`` regenerates the "Current results" tables at the top of
 FILE (between the ``<!-- current-results: begin -->`` and ``end`` markers):
 the scripts record one row per headline measurement (``_common.summary``:
-time / floor and time / best peer, measured in the same run); the rows of the
-scripts run this time replace theirs in ``benchmarks/results/current.jsonl``,
-the rows of the scripts not run are kept, and the tables are rendered from
+time / floor and time / best peer, measured in the same run; for the real
+encoders accuracy / ceiling and accuracy / best peer); the rows of the scripts
+that recorded rows this time replace theirs in ``benchmarks/results/current.jsonl``,
+the rows of the others (not run, or skipped for want of data) are kept, and the tables are rendered from
 that file, one per area, each row with its run's machine, date and command.
 """
 
@@ -36,6 +37,14 @@ from _common import AREAS  # noqa: E402
 CURRENT = HERE / "results" / "current.jsonl"
 BEGIN = "<!-- current-results: begin"
 END = "<!-- current-results: end -->"
+
+
+#: the table header of each measure (``_common.MEASURES``)
+HEADERS = {
+    "time": "| case | time / floor | floor | time / best peer | peer | run |",
+    "memory": "| case | peak extra memory / floor | floor | memory / best peer | peer | run |",
+    "accuracy": "| case | accuracy / ceiling | ceiling | accuracy / best peer | peer | run |",
+}
 
 
 def _fmt(v):
@@ -72,7 +81,12 @@ def render(rows):
             out += ["Not measured by a generated run yet: see \"Reference results at full "
                     "size\" below.", ""]
             continue
-        out.append("| case | time / floor | floor | time / best peer | peer | run |")
+        measure = mine[0].get("measure", "time")
+        if any(r.get("measure", "time") != measure for r in mine):
+            raise ValueError(f"area {area!r} mixes rows of different measures")
+        if measure == "accuracy":
+            out += ["Accuracy ratios (above 1: better than the ceiling or the peer).", ""]
+        out.append(HEADERS[measure])
         out.append("|---|---|---|---|---|---|")
         for r in mine:
             run = runs[(r["script"], r["command"])]
@@ -90,9 +104,12 @@ def render(rows):
     return "\n".join(out)
 
 
-def update_results(path, new_rows, scripts_run, current=CURRENT):
-    """Merge ``new_rows`` into ``current`` (replacing the rows of ``scripts_run``) and
-    rewrite the block between the markers of ``path``."""
+def update_results(path, new_rows, current=CURRENT):
+    """Merge ``new_rows`` into ``current`` and rewrite the block between the markers of
+    ``path``: the rows of a script that recorded rows this time replace its old
+    ones; the scripts that recorded none (not run, failed, or skipped for want of
+    data) keep theirs."""
+    scripts_run = {r["script"] for r in new_rows}
     old = []
     if current.exists():
         old = [json.loads(line) for line in current.read_text().splitlines() if line.strip()]
@@ -154,7 +171,7 @@ def main(argv=None):
     if args.results:
         rows = [json.loads(line) for line in summary.read_text().splitlines() if line.strip()]
         done = {s.name for s in scripts if s.name not in failed + skipped}
-        update_results(args.results, [r for r in rows if r["script"] in done], done)
+        update_results(args.results, [r for r in rows if r["script"] in done])
         print(f"[{args.results}: {len(rows)} generated rows]", flush=True)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")

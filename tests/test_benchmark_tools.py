@@ -1,0 +1,147 @@
+"""The benchmark record's own machinery (benchmarks/run.py, _common.summary, real_suite).
+
+No timing here: the generated "Current results" tables (their merge and
+rendering) and the real-encoder suite's code path on tiny fake embeddings.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+@pytest.fixture(scope="module")
+def common():
+    return _load("_common")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _load("run")
+
+
+def _row(common, tmp_path, area, case, ratio, script, **kw):
+    out = tmp_path / "report.md"
+    common.summary(area, case, ratio, "floor", out=out, script=script, **kw)
+    lines = (tmp_path / "report.md.summary.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+def test_summary_rejects_unknown_area_and_measure(common, tmp_path):
+    with pytest.raises(ValueError, match="unknown area 'speed'"):
+        common.summary("speed", "x", 1.0, "f", out=tmp_path / "r.md")
+    with pytest.raises(ValueError, match="unknown measure 'bytes'"):
+        common.summary("anchors", "x", 1.0, "f", out=tmp_path / "r.md", measure="bytes")
+    # without out= nothing is written
+    common.summary("anchors", "x", 1.0, "f")
+    assert not list(tmp_path.iterdir())
+
+
+def test_render_headers_follow_the_measure(common, run, tmp_path):
+    rows = [
+        _row(common, tmp_path, "anchors", "fps", 1.1234, "bench_anchors.py"),
+        _row(common, tmp_path, "real encoders", "ProcrustesTranslator(), tweets", 0.97,
+             "bench_real.py", measure="accuracy"),
+    ]
+    text = run.render(rows)
+    anchors = text.split("### Anchors")[1].split("###")[0]
+    real = text.split("### Real encoders")[1]
+    assert "| case | time / floor |" in anchors and "| fps | 1.12 | floor |" in anchors
+    assert "| case | accuracy / ceiling |" in real and "above 1: better" in real
+    assert "| ProcrustesTranslator(), tweets | 0.97 |" in real
+    # areas without rows say so instead of an empty table
+    assert "Not measured by a generated run yet" in text.split("### Dask")[1].split("###")[0]
+    # one area cannot mix a time row with an accuracy row
+    mixed = rows + [_row(common, tmp_path, "real encoders", "timing", 1.0, "bench_x.py")]
+    with pytest.raises(ValueError, match="mixes rows of different measures"):
+        run.render(mixed)
+
+
+def test_update_results_keeps_rows_of_scripts_that_recorded_none(common, run, tmp_path):
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Benchmarks\n\n{run.BEGIN} -->\nold\n{run.END}\n\n## Detailed runs\n")
+    current = tmp_path / "current.jsonl"
+    first = [_row(common, tmp_path, "anchors", "fps", 1.5, "bench_anchors.py"),
+             _row(common, tmp_path, "real encoders", "procrustes", 0.9, "bench_real.py",
+                  measure="accuracy")]
+    run.update_results(doc, first, current=current)
+    # a later run where bench_real found no cache (no rows) and bench_anchors ran again
+    run.update_results(doc, [_row(common, tmp_path, "anchors", "fps", 1.2, "bench_anchors.py")],
+                       current=current)
+    kept = [json.loads(line) for line in current.read_text().splitlines()]
+    assert [(r["script"], r["ratio_floor"]) for r in kept] == [
+        ("bench_anchors.py", 1.2), ("bench_real.py", 0.9)]
+    text = doc.read_text()
+    assert "old" not in text and "| fps | 1.20 |" in text and "| procrustes | 0.90 |" in text
+    assert text.startswith("# Benchmarks") and text.endswith("## Detailed runs\n")
+    doc.write_text("no markers")
+    with pytest.raises(SystemExit, match="no '<!-- current-results: begin"):
+        run.update_results(doc, first, current=current)
+
+
+def _fake_suite(n=240, seed=0):
+    """Three fake encoders of the same labelled samples (a rotation, a wider copy)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n // 3)
+    X = 3.0 * rng.normal(size=(3, 12))[y] + rng.normal(size=(n, 12))
+    Q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    spaces = {"a": X.astype(np.float32), "b": (2.0 * X @ Q + 1.0).astype(np.float32),
+              "c": np.hstack([X @ Q, 0.1 * rng.normal(size=(n, 4))]).astype(np.float32)}
+    return spaces, y
+
+
+@pytest.mark.parametrize("which", ["quick", "criterion"])
+def test_real_suite_run_config_on_fake_encoders(which):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    real_suite = _load("real_suite")
+    spaces, y = _fake_suite()
+    frame = pd.DataFrame(real_suite.run_config(spaces, y, seed=0, k=60, which=which,
+                                               log=lambda m: None))
+    methods = set(frame["method"])
+    assert {"native", "plain procrustes", "procrustes (default)", "product (default)"} <= methods
+    assert ("product weights=transfer" in methods) == (which != "quick")
+    assert ("linear center alpha=auto" in methods) == (which == "criterion")
+    stitched = frame[(frame["source"] != frame["target"]) & (frame["method"] == "plain procrustes")]
+    assert len(stitched) == 6 and stitched["accuracy"].min() > 0.9  # a near-exact rotation
+    assert frame["accuracy"].notna().all()
+
+
+def test_bench_real_rows_and_missing_cache(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    bench_real = _load("bench_real")
+    real_suite = _load("real_suite")
+    spaces, y = _fake_suite()
+    frame = pd.DataFrame(real_suite.run_config(spaces, y, seed=0, k=60, which="quick",
+                                               log=lambda m: None))
+    frame.insert(0, "dataset", "fake")
+    frame.insert(1, "modality", "text")
+    rows = {r[3]: r for r in bench_real.rows_of(frame)}
+    assert set(rows) == {label for _, label in bench_real.DEFAULTS}
+    dataset, modality, k, label, n_pairs, acc, native, plain = rows["ProcrustesTranslator()"]
+    assert (dataset, modality, k, n_pairs) == ("fake", "text", 60, 6)
+    off = frame[(frame.source != frame.target) & (frame.method == "procrustes (default)")]
+    assert acc == pytest.approx(off["accuracy"].mean())
+    assert native == pytest.approx(frame[frame.method == "native"].set_index("target")
+                                   .loc[off["target"], "accuracy"].mean())
+    # no cache: a message, no rows, no report
+    out = tmp_path / "r.md"
+    bench_real.main(["--cache", str(tmp_path / "none"), "--out", str(out)])
+    assert "skipped, no finished real-encoder cache for tweets, digits" in capsys.readouterr().out
+    assert not out.exists() and not Path(str(out) + ".summary.jsonl").exists()
