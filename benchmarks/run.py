@@ -7,6 +7,8 @@ Usage (from the repository root; ``make bench`` calls the second form)::
     python benchmarks/run.py --quick         # small sizes, a smoke test (under 5 minutes idle)
     python benchmarks/run.py --device cuda   # on a GPU
     python benchmarks/run.py bench_lp.py     # one script
+    python benchmarks/bench_similarity.py --n 200000 --out /tmp/s.md
+    python benchmarks/run.py --merge /tmp/s.md.summary.jsonl --results benchmarks/RESULTS.md
 
 Each script runs in its own process, so one's memory does not count against
 another's measurements.
@@ -134,8 +136,19 @@ def main(argv=None):
     parser.add_argument("--results", default=None,
                         help="regenerate the Current results tables of this file "
                              "(benchmarks/RESULTS.md)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="SUMMARY",
+                        help="run nothing: merge the rows recorded by scripts run by hand "
+                             "(their OUT.summary.jsonl files) into --results")
     parser.add_argument("scripts", nargs="*", help="names of bench_*.py scripts (default: all)")
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.results:
+            parser.error("--merge needs --results FILE")
+        rows = [json.loads(line) for path in args.merge
+                for line in Path(path).read_text().splitlines() if line.strip()]
+        update_results(args.results, rows)
+        print(f"[{args.results}: {len(rows)} merged rows]", flush=True)
+        return
     scripts = [HERE / s for s in args.scripts] or sorted(HERE.glob("bench_*.py"))
     extra = ["--quick"] * args.quick
     if args.device:
