@@ -115,6 +115,16 @@ def bench_fit(args, device, lines):
         steps[method] = (
             lambda m, r: lambda: ProcrustesTranslator(m, rank=r, **kw).fit(Xin, Yin)
         )(method, rank)
+    peers = {}  # the best-known other implementation of each fit, on the same numpy input
+    if device.type == "cpu":
+        import scipy.linalg
+
+        steps["scipy.linalg.orthogonal_procrustes"] = (
+            lambda: scipy.linalg.orthogonal_procrustes(Xin, Yin))
+        steps["numpy.linalg.lstsq"] = lambda: np.linalg.lstsq(Xin, Yin, rcond=None)
+        peers = {"orthogonal": "scipy.linalg.orthogonal_procrustes",
+                 "scaled": "scipy.linalg.orthogonal_procrustes",
+                 "linear": "numpy.linalg.lstsq", "affine": "numpy.linalg.lstsq"}
     for fn in steps.values():  # warm-up: lazy library initialization, caches
         fn()
     times = {k: [] for k in steps}
@@ -136,10 +146,18 @@ def bench_fit(args, device, lines):
     for method in METHODS:
         r64 = statistics.median(t / f for t, f in zip(times[method], floor64))
         r32 = statistics.median(t / f for t, f in zip(times[method], floor32))
+        peer = peers.get(method)
+        rp = (statistics.median(t / p for t, p in zip(times[method], times[peer]))
+              if peer else "-")
         summary("translation fit and stream", f"ProcrustesTranslator({method!r}).fit, "
-                f"{args.n:,} x {args.d} pairs", r64, "float64 XᵀY GEMM + SVD", out=args.out,
+                f"{args.n:,} x {args.d} pairs", r64, "float64 XᵀY GEMM + SVD", rp,
+                f"{peer} (float32)" if peer else "-", out=args.out,
                 quick=args.quick, note=f"{r32:.2f} x the float32 floor")
         lines.append(f"| {method} | {med[method]:.3f} | {r64:.2f} | {r32:.2f} |")
+    for peer in sorted(set(peers.values())):
+        lines.append(f"| peer: {peer} | {med[peer]:.3f} | "
+                     f"{statistics.median(t / f for t, f in zip(times[peer], floor64)):.2f} | "
+                     f"{statistics.median(t / f for t, f in zip(times[peer], floor32)):.2f} |")
     lines.append("")
     return med
 

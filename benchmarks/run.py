@@ -106,11 +106,12 @@ def render(rows):
     return "\n".join(out)
 
 
-def update_results(path, new_rows, current=CURRENT):
+def update_results(path, new_rows, current=None):
     """Merge ``new_rows`` into ``current`` and rewrite the block between the markers of
     ``path``: the rows of a script that recorded rows this time replace its old
     ones; the scripts that recorded none (not run, failed, or skipped for want of
     data) keep theirs."""
+    current = Path(CURRENT if current is None else current)
     scripts_run = {r["script"] for r in new_rows}
     old = []
     if current.exists():

@@ -95,6 +95,18 @@ def test_update_results_keeps_rows_of_scripts_that_recorded_none(common, run, tm
         run.update_results(doc, first, current=current)
 
 
+def test_merge_folds_in_rows_of_scripts_run_by_hand(common, run, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "CURRENT", tmp_path / "current.jsonl")
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"{run.BEGIN} -->\n{run.END}\n")
+    _row(common, tmp_path, "metrics", "linear_cka, 10^6 rows", 1.07, "bench_similarity.py")
+    run.main(["--merge", str(tmp_path / "report.md.summary.jsonl"), "--results", str(doc)])
+    assert "| linear_cka, 10^6 rows | 1.07 |" in doc.read_text()
+    assert (tmp_path / "current.jsonl").exists()
+    with pytest.raises(SystemExit):
+        run.main(["--merge", str(tmp_path / "report.md.summary.jsonl")])  # no --results
+
+
 def _fake_suite(n=240, seed=0):
     """Three fake encoders of the same labelled samples (a rotation, a wider copy)."""
     rng = np.random.default_rng(seed)
