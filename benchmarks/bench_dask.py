@@ -21,7 +21,7 @@ Run from the repository root::
 
     python benchmarks/bench_dask.py                 # 1.14 GiB store, workers 2 x 544 MiB
     python benchmarks/bench_dask.py --quick         # 0.16 GiB store, a smoke test
-    python benchmarks/bench_dask.py --out benchmarks/RESULTS.md
+    python benchmarks/bench_dask.py --out /tmp/dask.md   # + /tmp/dask.md.summary.jsonl
 """
 
 import argparse

@@ -22,7 +22,7 @@ Usage::
 
     python benchmarks/bench_metrics.py                  # full sizes (slow on 2 cores)
     python benchmarks/bench_metrics.py --quick          # smoke test
-    python benchmarks/bench_metrics.py --n 200000 --repeats 3 --out benchmarks/RESULTS.md
+    python benchmarks/bench_metrics.py --n 200000 --repeats 3 --out /tmp/metrics.md
 """
 
 import argparse

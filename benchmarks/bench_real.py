@@ -25,7 +25,6 @@ Usage::
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +95,7 @@ def main(argv=None):
               f"in {args.cache} (build it with `python benchmarks/real_data.py --root "
               f"{args.cache} {' '.join(missing)}`); nothing recorded", flush=True)
         return
-    load = os.getloadavg()
+    machine = machine_description()
     t0 = time.perf_counter()
     frame = real_suite.run(args.datasets, args.seeds, [args.k], cache=args.cache,
                            max_n=args.max_n, which="quick", log=lambda m: None)
@@ -106,8 +105,7 @@ def main(argv=None):
          args.out)
     emit(f"- command: `python benchmarks/bench_real.py "
          f"{' '.join(a for a in (argv if argv is not None else sys.argv[1:]))}`", args.out)
-    emit(f"- machine: {machine_description()}, load average {load[0]:.1f} / {load[1]:.1f} / "
-         f"{load[2]:.1f} (1 / 5 / 15 min); {seconds:.0f} s", args.out)
+    emit(f"- machine: {machine}; {seconds:.0f} s", args.out)
     emit(f"- data: {', '.join(args.datasets)} from {args.cache}, at most {args.max_n:,} rows "
          f"each, split 70/30, {args.k} random parallel anchors among the training rows, "
          f"seeds {args.seeds}; head LogisticRegression(max_iter=1000) on the target space\n",
@@ -124,7 +122,7 @@ def main(argv=None):
                 acc / native, f"the target's own head ({native:.3f})",
                 acc / plain, f"plain centered Procrustes ({plain:.3f})",
                 out=args.out, quick=args.quick, measure="accuracy",
-                note=f"seeds {','.join(map(str, args.seeds))}")
+                note=f"seed{'s' * (len(args.seeds) > 1)} {', '.join(map(str, args.seeds))}")
     emit("", args.out)
 
 

@@ -21,7 +21,8 @@ Usage::
 
     python benchmarks/bench_similarity.py --quick
     python benchmarks/bench_similarity.py --n 100000 --knn-n 20000 --calib-n 10000 \
-        --out benchmarks/RESULTS.md
+        --out /tmp/sim.md
+    python benchmarks/run.py --merge /tmp/sim.md.summary.jsonl --results benchmarks/RESULTS.md
 """
 
 import argparse
@@ -238,7 +239,7 @@ def main(argv=None):
     cmd = shlex.join(sys.argv[1:] if argv is None else argv)
     emit(f"\n### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
          f"`python benchmarks/bench_similarity.py {cmd}`\n", out)
-    emit(f"Machine: {machine_description()}; load average {os.getloadavg()[0]:.1f} at the start.",
+    emit(f"Machine: {machine_description()}.",
          out)
     parts = args.parts.split(",")
     if "feature" in parts:

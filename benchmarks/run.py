@@ -80,8 +80,7 @@ def render(rows):
         out.append(f"### {area[0].upper() + area[1:]}")
         out.append("")
         if not mine:
-            out += ["Not measured by a generated run yet: see \"Reference results at full "
-                    "size\" below.", ""]
+            out += ["Not measured by a generated run yet: see \"Detailed runs\" below.", ""]
             continue
         measure = mine[0].get("measure", "time")
         if any(r.get("measure", "time") != measure for r in mine):

@@ -152,6 +152,9 @@ def test_bench_real_rows_and_missing_cache(tmp_path, capsys):
     assert acc == pytest.approx(off["accuracy"].mean())
     assert native == pytest.approx(frame[frame.method == "native"].set_index("target")
                                    .loc[off["target"], "accuracy"].mean())
+    base = frame[(frame.source != frame.target) & (frame.method == "plain procrustes")]
+    assert plain == pytest.approx(base["accuracy"].mean())
+    assert label == "ProcrustesTranslator()"
     # no cache: a message, no rows, no report
     out = tmp_path / "r.md"
     bench_real.main(["--cache", str(tmp_path / "none"), "--out", str(out)])
