@@ -422,12 +422,23 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[to_numpy(best)]
         return self.classes_[best]
 
-    def kneighbors(self, X, n_neighbors=5, return_distance=True, *, candidates=None):
+    def kneighbors(self, X, n_neighbors=5, return_distance=True, *, candidates=None,
+                   csls=None):
         """Cross-space retrieval: the Y items closest to each X item.
 
         Targets are the class prompts, or ``candidates`` (any Y embeddings,
         e.g. a gallery of captions); closeness is the ASIF score, and the
         distance returned is ``1 - score``.
+
+        With ``csls=k`` the score is hubness-corrected (CSLS, Conneau et al.,
+        2018): ``2 s(x, t) - r(x) - r(t)``, where ``r(x)`` is the mean of the
+        ``k`` largest scores of ``x`` over the targets and ``r(t)`` the mean of
+        the ``k`` largest scores of target ``t`` over the queries ``X`` of
+        this call.  A "hub" target, close to everything, no longer comes first
+        for most queries.  ``r(t)`` is measured on ``X``: pass the whole query
+        set (or a representative batch) in one call, not one query at a time.
+        Two passes over ``X`` by blocks of ``batch_size`` rows; never an
+        ``n x n_targets`` matrix in memory.
 
         Parameters
         ----------
@@ -437,18 +448,37 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         return_distance : bool, default=True
         candidates : array-like or Tensor of shape (n_candidates, n_features_y), optional
             Y embeddings to retrieve from (zero-shot mode only); default: the prompts.
+        csls : int, optional
+            Neighbours of the CSLS hubness terms (10 is the usual choice);
+            None (default) ranks by the plain ASIF score.
 
         Returns
         -------
         distances : ndarray or Tensor of shape (n_samples, n_neighbors)
-            Only when ``return_distance``; increasing along each row.
+            Only when ``return_distance``; increasing along each row.  With
+            ``csls``, ``1 -`` the CSLS score (it can exceed 1 or be negative).
         indices : ndarray or Tensor of shape (n_samples, n_neighbors)
             Rows of ``candidates`` (or indices of ``classes_``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_latent import ASIFClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.normal(size=(200, 16)), rng.normal(size=(200, 8))
+        >>> clf = ASIFClassifier(top_k=20).fit(X[:150], Y[:150], prompts=Y[150:160])
+        >>> dist, ind = clf.kneighbors(X[150:], 3, candidates=Y[150:], csls=10)
+        >>> ind.shape
+        (50, 3)
         """
         X, device = self._check_query(X)
         dtype = torch_dtype(X)
         if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
             raise TypeError(f"n_neighbors must be an int, got {n_neighbors!r}.")
+        if csls is not None and (isinstance(csls, bool) or not isinstance(csls, numbers.Integral)):
+            raise TypeError(f"csls must be None or an int (neighbours), got {csls!r}.")
+        if csls is not None and csls < 1:
+            raise ValueError(f"csls must be a positive number of neighbours, got {csls}.")
         with torch.no_grad():
             if candidates is None:
                 support = fitted_tensor(self, "prompt_support_", device, torch.int64)
@@ -466,12 +496,20 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
             if step == "auto":  # the (n, top_k) representation and (n, targets) scores
                 width = min(int(self.top_k), bank.shape[0]) + dense.shape[0]
                 step = auto_batch_rows(X.shape[1], width, bank.element_size(), n)
+
+            def blocks():
+                for start, stop in chunk_bounds(n, step):
+                    vals, idx = self._sparse(to_tensor(X[start:stop], device, dtype), bank,
+                                             center)
+                    yield start, stop, F.sparse_dot(vals, idx, support, dense)
+
+            if csls is not None:
+                r_query, r_target = F.csls_hubness(blocks(), int(csls))
             dist, ind = [], []
-            for start, stop in chunk_bounds(n, step):
-                Xc = to_tensor(X[start:stop], device, dtype)
-                vals, idx = self._sparse(Xc, bank, center)
-                best, pos = torch.topk(F.sparse_dot(vals, idx, support, dense), n_neighbors,
-                                       dim=1)
+            for start, stop, S in blocks():
+                if csls is not None:
+                    S = S.mul_(2.0).sub_(r_query[start:stop, None]).sub_(r_target[None, :])
+                best, pos = torch.topk(S, n_neighbors, dim=1)
                 dist.append(1.0 - best)
                 ind.append(pos)
             dist, ind = torch.cat(dist), torch.cat(ind)

@@ -31,6 +31,7 @@ __all__ = [
     "METRICS",
     "SIMILARITIES",
     "alignment_score",
+    "csls_hubness",
     "csls_knn_mean",
     "csls_mutual_nn",
     "match_centroids",
@@ -1238,6 +1239,7 @@ __all__ += ["knn_graph_laplacian", "knn_search", "laplacian_eigenpairs"]
 # alignment without pairs (CSLS, quadratic assignment of centroids, self-learning)
 from ._matching import (  # noqa: E402
     alignment_score,
+    csls_hubness,
     csls_knn_mean,
     csls_mutual_nn,
     match_centroids,

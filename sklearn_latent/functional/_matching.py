@@ -28,6 +28,7 @@ import torch
 
 __all__ = [
     "alignment_score",
+    "csls_hubness",
     "csls_knn_mean",
     "csls_mutual_nn",
     "match_centroids",
@@ -101,6 +102,25 @@ def csls_knn_mean(A, B, k=10, batch_size=None):
         S = A[start:stop] @ B.T
         out[start:stop] = torch.topk(S, k, dim=1).values.mean(dim=1)
     return out
+
+
+def csls_hubness(blocks, k=10):
+    """Both hubness terms of CSLS from blocks of a similarity matrix, in one pass.
+
+    ``blocks`` yields ``(start, stop, S)`` in row order, ``S`` the similarities
+    of rows ``start:stop`` of the queries to every candidate (any similarity,
+    e.g. the ASIF score, not only cosines).  Returns ``(r_query, r_candidate)``:
+    the mean of the ``k`` largest similarities of each query over the
+    candidates, and of each candidate over all the queries (``k`` clamped to
+    the number of candidates, resp. queries).  Memory ``O((block + k) *
+    n_candidates)``: the running top ``k`` of each candidate's column.
+    """
+    r_query, top = [], None
+    for _, _, S in blocks:
+        r_query.append(torch.topk(S, min(k, S.shape[1]), dim=1).values.mean(dim=1))
+        col = S if top is None else torch.cat([top, S])
+        top = torch.topk(col, min(k, col.shape[0]), dim=0).values
+    return torch.cat(r_query), top.mean(dim=0)
 
 
 def csls_blocks(A, B, k=10, batch_size=None):
