@@ -139,7 +139,9 @@ class FunctionalMapTranslator(
     method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
         Translator fitted on the pairs.
     batch_size : int, "auto" or None, default=None
-        Rows per chunk of the kNN search, the matching and ``transform``.
+        Rows per chunk of the kNN search, the matching and ``transform``; the
+        matching's blocks follow scikit-learn's ``working_memory`` with None or
+        ``"auto"`` (the full similarity matrix is never formed).
     device : None, "auto", str or torch.device, default=None
 
     Attributes

@@ -161,8 +161,9 @@ def discover_anchors(
     center : bool, default=True
         Center each space by its anchors' mean before the cosine.
     batch_size : int, "auto" or None, default=None
-        Rows of X per chunk of the mutual-nearest-neighbour search (``"auto"``:
-        from scikit-learn's ``working_memory``).
+        Rows of X per chunk of the mutual-nearest-neighbour search (None or
+        ``"auto"``: from scikit-learn's ``working_memory``; the full similarity
+        matrix is never formed).
     device : None, "auto", str or torch.device, default=None
 
     Returns
@@ -493,7 +494,9 @@ class AnchorMatcher(
         Subsamples, k-means and assignment restarts of ``"centroids"``.
     batch_size : int, "auto" or None, default=None
         Rows per chunk of the matching and of ``transform`` (see :doc:`/arrays`);
-        never changes the result.
+        never changes the result.  The matching never forms the ``n_x x n_y``
+        similarity matrix: with None or ``"auto"`` its blocks follow
+        scikit-learn's ``working_memory`` (1 GiB by default).
     device : None, "auto", str or torch.device, default=None
 
     Attributes

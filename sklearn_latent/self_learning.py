@@ -98,7 +98,9 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The random pairs of the null run.
     batch_size : int, "auto" or None, default=None
         Rows per chunk of the nearest-neighbour search (see :doc:`/arrays`);
-        never changes the result.
+        never changes the result.  With None or ``"auto"`` the blocks follow
+        scikit-learn's ``working_memory``: the full similarity matrix is never
+        formed.
     device : None, "auto", str or torch.device, default=None
         Of the nearest-neighbour search.
 

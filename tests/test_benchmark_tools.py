@@ -160,3 +160,16 @@ def test_bench_real_rows_and_missing_cache(tmp_path, capsys):
     bench_real.main(["--cache", str(tmp_path / "none"), "--out", str(out)])
     assert "skipped, no finished real-encoder cache for tweets, digits" in capsys.readouterr().out
     assert not out.exists() and not Path(str(out) + ".summary.jsonl").exists()
+
+
+def test_zeropair_scale_spaces_are_a_shuffled_noisy_rotation():
+    scale = _load("bench_zeropair_scale")
+    X, Y, perm = scale.make_spaces(300, d=32, latent=8, clusters=4, noise=0.0)
+    assert X.shape == Y.shape == (300, 32) and X.dtype == Y.dtype == np.float32
+    assert sorted(perm) == list(range(300)) and (perm != np.arange(300)).any()
+    # without noise, the partners are an exact rotation of X: same Gram matrix
+    G = X @ X.T
+    np.testing.assert_allclose(Y[perm] @ Y[perm].T, G, rtol=0, atol=1e-3 * np.abs(G).max())
+    _, Y_noisy, perm_noisy = scale.make_spaces(300, d=32, latent=8, clusters=4, noise=0.05)
+    assert np.array_equal(perm_noisy, perm)  # same seed, same shuffle
+    assert not np.allclose(Y_noisy, Y)

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
 import torch
 from numpy.testing import assert_array_equal
 from scipy.stats import ortho_group
@@ -155,6 +156,25 @@ def test_deterministic_under_random_state():
     assert_array_equal(a.matched_pairs_, b.matched_pairs_)
     assert_array_equal(a.transform(X), b.transform(X))
     assert a.alignment_score_ == b.alignment_score_
+
+
+def test_pair_free_blocks_follow_working_memory_and_never_change_the_result():
+    # the pair-free pipeline never forms an n_x x n_y similarity matrix: with
+    # batch_size None or "auto" its blocks come from scikit-learn's working_memory
+    X, Y, _ = _hierarchical(n=300, seed=1)
+    ref = AnchorMatcher(batch_size=32, **FAST).fit(X, Y)
+    for batch_size in (None, "auto"):
+        with sklearn.config_context(working_memory=1):  # 1 MiB: many blocks here
+            got = AnchorMatcher(batch_size=batch_size, **FAST).fit(X, Y)
+        assert_array_equal(got.matched_pairs_, ref.matched_pairs_)
+        assert got.alignment_score_ == pytest.approx(ref.alignment_score_, rel=1e-12)
+    Q, B = torch.zeros(1000, 16), torch.zeros(2000, 16)
+    with sklearn.config_context(working_memory=1):
+        blocks = FM._blocks(Q, B, None)
+    sizes = [stop - start for start, stop in blocks]
+    assert sum(sizes) == 1000 and len(sizes) > 10
+    assert max(sizes) * (16 + 2000) * 4 * 2 <= 2**20  # a block and its temporaries in 1 MiB
+    assert FM._blocks(Q, B, 700) == [(0, 704), (704, 1000)]  # an int: as given (32-row multiples)
 
 
 def test_pickle_pipeline_and_pandas_output():

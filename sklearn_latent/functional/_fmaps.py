@@ -116,7 +116,7 @@ def _nearest(Q, B, batch_size):
     b_sq = (B * B).sum(dim=1)
     idx = torch.empty(Q.shape[0], dtype=torch.int64, device=Q.device)
     dist = torch.empty(Q.shape[0], dtype=Q.dtype, device=Q.device)
-    for start, stop in _blocks(Q.shape[0], batch_size):
+    for start, stop in _blocks(Q, B, batch_size):
         q = Q[start:stop]
         D = (q * q).sum(dim=1, keepdim=True) + b_sq[None, :] - 2.0 * (q @ B.T)
         dist[start:stop], idx[start:stop] = D.min(dim=1)

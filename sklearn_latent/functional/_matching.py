@@ -40,10 +40,20 @@ __all__ = [
 _F64 = torch.float64
 
 
-def _blocks(n, batch_size):
+def _blocks(Q, B, batch_size):
+    """Row ranges of the queries ``Q`` for similarity blocks against all rows of ``B``.
+
+    ``batch_size`` rows per block; with ``None`` or ``"auto"``, as many rows as
+    keep a ``(rows, len(B))`` block and its temporaries within scikit-learn's
+    ``working_memory``: the ``len(Q) x len(B)`` matrix is never formed.  Blocks
+    are whole multiples of the chunk rows, so they never change a result.
+    """
     from .. import _backend  # late: _backend imports functional
 
-    return _backend.chunk_bounds(n, batch_size)
+    if batch_size is None or isinstance(batch_size, str):
+        batch_size = _backend.auto_batch_rows(Q.shape[1], B.shape[0], Q.element_size(),
+                                              Q.shape[0])
+    return _backend.chunk_bounds(Q.shape[0], batch_size)
 
 
 def _normalize(Z):
@@ -98,7 +108,7 @@ def csls_knn_mean(A, B, k=10, batch_size=None):
     """
     k = min(k, B.shape[0])
     out = torch.empty(A.shape[0], dtype=A.dtype, device=A.device)
-    for start, stop in _blocks(A.shape[0], batch_size):
+    for start, stop in _blocks(A, B, batch_size):
         S = A[start:stop] @ B.T
         out[start:stop] = torch.topk(S, k, dim=1).values.mean(dim=1)
     return out
@@ -133,7 +143,7 @@ def csls_blocks(A, B, k=10, batch_size=None):
     if k:
         r_a = csls_knn_mean(A, B, k, batch_size)
         r_b = csls_knn_mean(B, A, k, batch_size)
-    for start, stop in _blocks(A.shape[0], batch_size):
+    for start, stop in _blocks(A, B, batch_size):
         S = A[start:stop] @ B.T
         if k:
             S = S.mul_(2.0).sub_(r_a[start:stop, None]).sub_(r_b[None, :])
@@ -200,7 +210,7 @@ def topk_mean_targets(Q, B, values, top_k, batch_size=None):
     """
     top_k = min(top_k, B.shape[0])
     out = torch.empty((Q.shape[0], values.shape[1]), dtype=values.dtype, device=values.device)
-    for start, stop in _blocks(Q.shape[0], batch_size):
+    for start, stop in _blocks(Q, B, batch_size):
         idx = torch.topk(Q[start:stop] @ B.T, top_k, dim=1).indices
         out[start:stop] = values[idx].mean(dim=1)
     return out
