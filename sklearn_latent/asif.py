@@ -437,8 +437,9 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         this call.  A "hub" target, close to everything, no longer comes first
         for most queries.  ``r(t)`` is measured on ``X``: pass the whole query
         set (or a representative batch) in one call, not one query at a time.
-        Two passes over ``X`` by blocks of ``batch_size`` rows; never an
-        ``n x n_targets`` matrix in memory.
+        Two passes over ``X`` by blocks of ``batch_size`` rows (with
+        ``batch_size="auto"`` the blocks fit scikit-learn's ``working_memory``);
+        the hubness terms themselves need ``O(k * n_targets)`` memory.
 
         Parameters
         ----------
