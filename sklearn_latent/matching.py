@@ -16,7 +16,6 @@ from . import functional as F
 from .functional import _matching as FM
 from ._backend import (
     atomic_fit,
-    auto_batch_rows,
     check_batch_size,
     check_input,
     check_option,
@@ -110,9 +109,11 @@ def _relative(Z, idx, center):
 
 
 def _mutual_nn_chunked(RX, RY, batch_size):
-    """Mutual nearest neighbours under the cosine of the relative representations."""
-    if batch_size == "auto":  # an (rows, m) similarity block within working_memory
-        batch_size = auto_batch_rows(RX.shape[1], RY.shape[0], RX.element_size(), RX.shape[0])
+    """Mutual nearest neighbours under the cosine of the relative representations.
+
+    ``batch_size`` None or ``"auto"``: blocks within ``working_memory``
+    (``functional._matching._blocks``).
+    """
     # 32-row aligned chunks: every row of the similarity is rounded as without
     # chunks, so batch_size never changes the matches (docs/arrays.md)
     return FM.csls_mutual_nn(F._safe_normalize(RX), F._safe_normalize(RY), 0, batch_size)
