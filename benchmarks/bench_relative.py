@@ -211,20 +211,16 @@ def bench_memory(args):
         if batch_size is None:
             chunk = "-"
             units = f"{extra / res['out_bytes']:.3f} x output"
+            ratio, floor = extra / res["out_bytes"], f"the output ({res['out_bytes'] / MB:.0f} MB)"
         else:
             chunk_bytes = batch_size * (args.d + args.mem_k) * itemsize
             chunk = f"{chunk_bytes / MB:.0f}"
             units = f"{extra / chunk_bytes:.2f} chunks"
-        if batch_size is None:
-            summary("memory", f"RelativeProjector.transform, {args.mem_n:,} x {args.d} onto "
-                    f"{args.mem_k:,}, batch_size=None ({extra / MB:.0f} MB extra)",
-                    extra / res["out_bytes"], f"the output ({res['out_bytes'] / MB:.0f} MB)",
-                    out=args.out, quick=args.quick, measure="memory")
-        else:
-            summary("memory", f"RelativeProjector.transform, {args.mem_n:,} x {args.d} onto "
-                    f"{args.mem_k:,}, batch_size={batch_size:,} ({extra / MB:.0f} MB extra)",
-                    extra / chunk_bytes, f"one input + one output chunk ({chunk} MB)",
-                    out=args.out, quick=args.quick, measure="memory")
+            ratio, floor = extra / chunk_bytes, f"one input + one output chunk ({chunk} MB)"
+        summary("memory", f"RelativeProjector.transform, {args.mem_n:,} x {args.d} onto "
+                f"{args.mem_k:,}, batch_size={'None' if batch_size is None else f'{batch_size:,}'}"
+                f" ({extra / MB:.0f} MB extra)", ratio, floor,
+                out=args.out, quick=args.quick, measure="memory")
         rows.append([
             "None" if batch_size is None else batch_size, chunk,
             f"{extra / MB:.0f}", units, f"{res['seconds']:.1f}",
