@@ -15,7 +15,12 @@
     Cosine ranking, exact search (:func:`sklearn_latent.metrics.retention_report`).
 ``scale``
     Migrates an N x 384 float32 synthetic store (a .npy file, read in chunks)
-    into a FAISS flat index, a LanceDB table and a .npy file, each in a fresh process
+    into a FAISS flat index, a LanceDB table and a .npy file with
+    :func:`~sklearn_latent.stores.migrate_store`, and into a .npy file through
+    :func:`sklearn_latent.dask.transform` (2 threads, :func:`dask.array.store`;
+    ``dask``: the .npy files read and written by ``pread`` / ``pwrite``,
+    ``dask-mmap``: both memory-mapped, whose touched pages count in the
+    resident memory), each in a fresh process
     (peak resident memory: ``VmHWM``), against the floor of reading
     the store and one GEMM per chunk, repeated round-robin.
 ``zeropair``
@@ -24,6 +29,11 @@
     shuffled independently (no pair known), then the same retention as
     above with the map fitted on the pairs it found (and, as a second row,
     ranked by CSLS); the share of found pairs that are right is reported.
+``adapter``
+    The linear maps' limit: at 2,000 calibration pairs, the affine map against
+    a residual MLP adapter on top of it (Drift-Adapter's non-linear adapter,
+    early-stopped on held-out calibration pairs; a probe in this script, not a
+    library estimator), same split and readings as ``retention``.
 ``plot``
     The calibration curve (retention against calibration pairs, one line per
     method) of a ``retention`` JSON, for docs/migration.md.
@@ -34,6 +44,8 @@
     python benchmarks/bench_migration.py retention --cache /work/cache/migration/austen
     python benchmarks/bench_migration.py zeropair --cache /work/cache/real/tweets \
         --pairs minilm-l3:minilm-l6
+    python benchmarks/bench_migration.py adapter --cache /work/cache/real/austen \
+        --pairs minilm-l3:minilm-l6,minilm-l6:minilm-l3
     python benchmarks/bench_migration.py plot /tmp/bench_migration_retention.json \
         --out docs/images/migration_curve.png
     python benchmarks/bench_migration.py scale --rows 1000000
@@ -69,20 +81,24 @@ def machine():
 # --------------------------------------------------------------------------
 # retention
 # --------------------------------------------------------------------------
-def methods(n_cal):
+def methods(n_cal, width=None):
     """(name, ProcrustesTranslator kwargs): every method of the translator.
 
     "linear" is plain least squares (``alpha=0``); "ridge" is ``alpha = 0.1 * n``
     (the statistics are sums over n standardized rows), fixed before any
     result was seen; "ridge-auto" / "affine" / "lowrank-128" use the
     translator's default ``alpha="auto"`` (generalized cross-validation).
+    "lowrank-128" is left out when ``width`` (the smaller of the two widths)
+    is at most 128: it would not be low rank.
     """
-    return [("orthogonal", {"method": "orthogonal"}), ("scaled", {"method": "scaled"}),
-            ("linear", {"method": "linear", "alpha": 0.0}),
-            ("ridge", {"method": "linear", "alpha": 0.1 * n_cal}),
-            ("ridge-auto", {"method": "linear", "alpha": "auto"}),
-            ("affine", {"method": "affine", "alpha": "auto"}),
-            ("lowrank-128", {"method": "lowrank", "rank": 128, "alpha": "auto"})]
+    out = [("orthogonal", {"method": "orthogonal"}), ("scaled", {"method": "scaled"}),
+           ("linear", {"method": "linear", "alpha": 0.0}),
+           ("ridge", {"method": "linear", "alpha": 0.1 * n_cal}),
+           ("ridge-auto", {"method": "linear", "alpha": "auto"}),
+           ("affine", {"method": "affine", "alpha": "auto"})]
+    if width is None or width > 128:
+        out.append(("lowrank-128", {"method": "lowrank", "rank": 128, "alpha": "auto"}))
+    return out
 
 
 def load_cache(cache):
@@ -91,6 +107,20 @@ def load_cache(cache):
     spaces = {p.stem: np.load(p) for p in sorted(cache.glob("*.npy")) if p.stem != "labels"}
     spaces = {k: v for k, v in spaces.items() if v.shape[0] >= POOL + 100}
     return spaces, labels
+
+
+def _split(cache, pairs):
+    """The cached spaces, the encoder pairs and the fixed split (seed 0) into the
+    calibration pool, the queries and the corpus: the first 4,000 rows of a
+    permutation, the next 1,000 (a cache of fewer than 7,000 rows: a third of
+    the rest), the remainder."""
+    spaces, labels = load_cache(cache)
+    n = next(iter(spaces.values())).shape[0]
+    perm = np.random.default_rng(0).permutation(n)
+    n_q = min(N_QUERIES, (n - POOL) // 3)
+    names = sorted(spaces)
+    pairs = pairs or [(a, b) for a in names for b in names if a != b]
+    return spaces, labels, pairs, (perm[:POOL], perm[POOL : POOL + n_q], perm[POOL + n_q :])
 
 
 def _one_thread():
@@ -109,20 +139,15 @@ def retention(cache, out, pairs=None):
 
     _one_thread()
 
-    spaces, labels = load_cache(cache)
-    n = next(iter(spaces.values())).shape[0]
-    perm = np.random.default_rng(0).permutation(n)
-    n_q = min(N_QUERIES, (n - POOL) // 3)  # small caches: a third of the rest are queries
-    pool, queries, corpus = perm[:POOL], perm[POOL : POOL + n_q], perm[POOL + n_q :]
-    names = sorted(spaces)
-    pairs = pairs or [(a, b) for a in names for b in names if a != b]
+    spaces, labels, pairs, (pool, queries, corpus) = _split(cache, pairs)
+    n, n_q = pool.size + queries.size + corpus.size, queries.size
     rows = []
     t_start = time.perf_counter()
     for legacy_name, new_name in pairs:
         L, Nw = spaces[legacy_name], spaces[new_name]
         for size in SIZES:
             cal = pool[:size]
-            for mname, kw in methods(size):
+            for mname, kw in methods(size, min(L.shape[1], Nw.shape[1])):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fwd = ProcrustesTranslator(**kw).fit(L[cal], Nw[cal])
@@ -205,13 +230,8 @@ def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
     from sklearn_latent.metrics import retention_report
 
     _one_thread()
-    spaces, labels = load_cache(cache)
-    n = next(iter(spaces.values())).shape[0]
-    perm = np.random.default_rng(0).permutation(n)
-    n_q = min(N_QUERIES, (n - POOL) // 3)
-    pool, queries, corpus = perm[:POOL], perm[POOL : POOL + n_q], perm[POOL + n_q :]
-    names = sorted(spaces)
-    pairs = pairs or [(a, b) for a in names for b in names if a != b]
+    spaces, labels, pairs, (pool, queries, corpus) = _split(cache, pairs)
+    n_q = queries.size
     rows = []
     for legacy_name, new_name in pairs:
         L, Nw = spaces[legacy_name], spaces[new_name]
@@ -253,6 +273,115 @@ def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
               "n_corpus": int(corpus.size), "rows": rows}
     Path(out).write_text(json.dumps(result, indent=1))
     return result
+
+
+class _ResidualMLP:
+    """A Drift-Adapter-style residual adapter, for the ``adapter`` probe only (not
+    a library estimator): ``affine(x) + MLP(x)``, the affine part the library's
+    ``ProcrustesTranslator("affine")``, the MLP (one GELU hidden layer, its last
+    layer started at zero, so training starts from the affine map) trained on
+    ``1 - cos`` with AdamW, early-stopped on a held-out tenth of the pairs."""
+
+    def __init__(self, hidden=512, epochs=100, lr=1e-3, weight_decay=1e-4, seed=0):
+        self.hidden, self.epochs, self.lr, self.wd, self.seed = (hidden, epochs, lr,
+                                                                  weight_decay, seed)
+
+    def fit(self, X, Y):
+        import torch
+        from sklearn_latent import ProcrustesTranslator
+
+        g = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        self.base_ = ProcrustesTranslator("affine").fit(X, Y)
+        Xt, Yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(Y, dtype=torch.float32)
+        Bt = torch.as_tensor(self.base_.transform(X), dtype=torch.float32)
+        idx = torch.randperm(len(Xt), generator=g)
+        val, train = idx[: len(Xt) // 10], idx[len(Xt) // 10 :]
+        net = torch.nn.Sequential(torch.nn.Linear(Xt.shape[1], self.hidden), torch.nn.GELU(),
+                                  torch.nn.Linear(self.hidden, Yt.shape[1]))
+        torch.nn.init.zeros_(net[2].weight)
+        torch.nn.init.zeros_(net[2].bias)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.wd)
+
+        def loss(rows):
+            pred = Bt[rows] + net(Xt[rows])
+            return 1.0 - torch.nn.functional.cosine_similarity(pred, Yt[rows]).mean()
+
+        with torch.no_grad():
+            best, state, self.best_epoch_ = float(loss(val)), None, -1  # -1: the affine map
+        for epoch in range(self.epochs):
+            for batch in train[torch.randperm(len(train), generator=g)].split(128):
+                opt.zero_grad()
+                loss(batch).backward()
+                opt.step()
+            with torch.no_grad():
+                v = float(loss(val))
+            if v < best:
+                best, self.best_epoch_ = v, epoch
+                state = {k: t.clone() for k, t in net.state_dict().items()}
+        if state is None:  # no epoch beat the affine map on the held-out pairs
+            torch.nn.init.zeros_(net[2].weight)
+            torch.nn.init.zeros_(net[2].bias)
+        else:
+            net.load_state_dict(state)
+        self.net_ = net
+        return self
+
+    def transform(self, X):
+        import torch
+
+        with torch.no_grad():
+            X = np.asarray(X, dtype=np.float32)
+            return (torch.as_tensor(self.base_.transform(X), dtype=torch.float32)
+                    + self.net_(torch.as_tensor(X))).numpy()
+
+
+def adapter(cache, out, pairs=None, n_cal=2000):
+    """The affine map against a residual MLP adapter (:class:`_ResidualMLP`), same split."""
+    from sklearn_latent import ProcrustesTranslator
+    from sklearn_latent.metrics import retention_report
+
+    _one_thread()
+    spaces, labels, pairs, (pool, queries, corpus) = _split(cache, pairs)
+    cal = pool[:n_cal]
+    rows = []
+    for legacy_name, new_name in pairs:
+        L, Nw = spaces[legacy_name], spaces[new_name]
+        for name, make in (("affine", lambda: ProcrustesTranslator("affine")),
+                           ("residual MLP", _ResidualMLP)):
+            fwd, bwd = make().fit(L[cal], Nw[cal]), make().fit(Nw[cal], L[cal])
+            common = dict(queries_legacy=L[queries], corpus_translator=fwd,
+                          query_translator=bwd, k=K)
+            row = {"legacy": legacy_name, "new": new_name, "n_cal": n_cal, "method": name,
+                   "best_epochs": [getattr(t, "best_epoch_", None) for t in (fwd, bwd)]}
+            readings = {"": {}, "top1_": {"n_relevant": 1}}
+            if labels is not None:
+                readings["label_"] = {"query_labels": labels[queries],
+                                      "corpus_labels": labels[corpus]}
+            for tag, kw in readings.items():
+                r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common, **kw)
+                for s_ in ("translated_corpus", "translated_queries"):
+                    row[f"{tag}{s_}/recall"] = r.retention(s_, "recall")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    result = {"machine": machine(), "cache": str(cache), "n_cal": n_cal, "rows": rows}
+    Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def adapter_markdown(result):
+    lines = [f"\n{result['cache']}, {result['n_cal']:,} calibration pairs; Recall@10 "
+             "retention, translated corpus / translated queries\n",
+             "| pair | map | model B's top 10 | B's top-1 in top 10 | labels | best epochs |",
+             "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        cells = [f"{r.get(f'{t}translated_corpus/recall', float('nan')):.3f} / "
+                 f"{r.get(f'{t}translated_queries/recall', float('nan')):.3f}"
+                 for t in ("", "top1_", "label_")]
+        epochs = "-" if r["best_epochs"][0] is None else ", ".join(map(str, r["best_epochs"]))
+        lines.append(f"| {r['legacy']} -> {r['new']} | {r['method']} | " + " | ".join(cells)
+                     + f" | {epochs} |")
+    return "\n".join(lines)
 
 
 def zeropair_markdown(result):
@@ -325,6 +454,40 @@ if mode == "floor":
     s = 0.0
     for c in open_store(src).read_chunks(chunk):
         s += float((torch.from_numpy(c.vectors) @ W)[0, 0])
+elif mode.startswith("dask"):  # the store as a dask array, 2 scheduler threads
+    import os, dask, dask.array as da
+    from sklearn_latent import dask as sld
+    torch.set_num_threads(1)  # one per dask thread
+    class Rows:  # rows of a .npy file by pread / pwrite: no mapped pages
+        def __init__(self, path, shape=None):
+            if shape is None:
+                m = np.load(path, mmap_mode="r")
+                shape, self.offset = m.shape, m.offset
+            else:
+                np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+                self.offset = np.load(path, mmap_mode="r").offset
+            self.shape, self.dtype, self.ndim = shape, np.dtype(np.float32), 2
+            self.fd = os.open(path, os.O_RDWR)
+            self.row = shape[1] * 4
+        def __getitem__(self, key):
+            r = key[0]
+            b = os.pread(self.fd, (r.stop - r.start) * self.row, self.offset + r.start * self.row)
+            return np.frombuffer(b, np.float32).reshape(-1, self.shape[1])
+        def __setitem__(self, key, value):
+            os.pwrite(self.fd, np.ascontiguousarray(value, np.float32).tobytes(),
+                      self.offset + key[0].start * self.row)
+    if mode == "dask-mmap":
+        X = da.from_array(np.load(src, mmap_mode="r"), chunks=(chunk, -1))
+    else:
+        X = da.from_array(Rows(src), chunks=(chunk, -1), asarray=False)
+    Y = sld.transform(t, X)
+    if mode == "dask-mmap":
+        out = np.lib.format.open_memmap(dst, mode="w+", dtype=Y.dtype, shape=Y.shape)
+    else:
+        out = Rows(dst, Y.shape)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        da.store(Y, out, lock=False)
+    del out
 else:
     migrate_store(src, dst, t, chunk_size=chunk, overwrite=True)
 sec = time.perf_counter() - t0
@@ -346,7 +509,8 @@ def scale(rows, out, repeats=2, chunk=65_536, dim=384, modes=None):
     del store
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(Path(__file__).parents[1]))
     targets = {"floor": folder / "none", "faiss": folder / "new.faiss",
-               "lancedb": folder / "db" / "new.lance", "npy": folder / "new.npy"}
+               "lancedb": folder / "db" / "new.lance", "npy": folder / "new.npy",
+               "dask": folder / "new_dask.npy", "dask-mmap": folder / "new_dask_mmap.npy"}
     (folder / "db").mkdir()
     if modes:
         targets = {m: p for m, p in targets.items() if m in modes}
@@ -427,7 +591,8 @@ def latency_markdown(result):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("retention", "zeropair", "plot", "scale", "latency"))
+    p.add_argument("what", choices=("retention", "zeropair", "adapter", "plot", "scale",
+                                     "latency"))
     p.add_argument("json", nargs="?", help="plot: the retention JSON")
     p.add_argument("--n-centroids", default="auto",
                    help="zeropair: AnchorMatcher n_centroids ('auto' or an int)")
@@ -437,7 +602,7 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--modes", default=None,
-                   help="scale: comma-separated subset of floor,faiss,lancedb,npy")
+                   help="scale: comma-separated subset of floor,faiss,lancedb,npy,dask,dask-mmap")
     p.add_argument("--out", default=None, help="JSON results (default: /tmp/bench_migration_*)")
     args = p.parse_args(argv)
     out = args.out or f"/tmp/bench_migration_{args.what}.json"
@@ -448,6 +613,9 @@ def main(argv=None):
         pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
         nc = args.n_centroids if args.n_centroids == "auto" else int(args.n_centroids)
         print(zeropair_markdown(zeropair(args.cache, out, pairs, nc, args.n_runs)))
+    elif args.what == "adapter":
+        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
+        print(adapter_markdown(adapter(args.cache, out, pairs)))
     elif args.what == "plot":
         print(plot(json.loads(Path(args.json).read_text()), args.out or "migration_curve.png"))
     elif args.what == "scale":
