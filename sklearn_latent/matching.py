@@ -316,8 +316,7 @@ def _pair_free(X, Y, seeds, est, rng):
         # a fifth of the refinement and one self-learning round, then scored:
         # the share of mutual CSLS matches first, the mean CSLS score on ties
         W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)
-        W, *_ = FM.refine_by_csls(Xn, Yn, W, 1, k=est.csls_k, seeds=seeds,
-                                  seed_weight=seed_weight, batch_size=est.batch_size)
+        W = FM.refine_by_csls(Xn, Yn, W, 1, k=est.csls_k, **kw)
         score, mutual = FM.alignment_score(FM._normalize(Xn[rows] @ W), Yn, est.csls_k,
                                            est.batch_size)
         return (mutual, score, k, W)
@@ -342,14 +341,14 @@ def _pair_free(X, Y, seeds, est, rng):
         candidates.append(candidate(FM.procrustes_polar(sx, sy), 0))
     best = max(candidates, key=lambda c: c[:2])
     W = FM.refine_by_neighbours(Xn, Yn, best[3], est.n_refine - quick, rng=seed_rng, **kw)
-    W, r, c, sc = FM.refine_by_csls(Xn, Yn, W, est.n_self_learning, k=est.csls_k,
-                                    seeds=seeds, seed_weight=seed_weight,
-                                    batch_size=est.batch_size)
-    final, mutual = FM.alignment_score(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
+    W = FM.refine_by_csls(Xn, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
+    # the dictionary under the final W and its score come from one evaluation
+    r, c, sc, final, mutual = FM.csls_dictionary(FM._normalize(Xn @ W), Yn, est.csls_k,
+                                                 est.batch_size)
     # the null: the same self-learning from a random orthogonal map reaches this score
     Q = FM.polar(torch.as_tensor(seed_rng.normal(size=tuple(W.shape)), device=W.device))
-    Q, *_ = FM.refine_by_csls(Xn, Yn, Q.to(W.dtype), est.n_self_learning, k=est.csls_k,
-                              batch_size=est.batch_size)
+    Q = FM.refine_by_csls(Xn, Yn, Q.to(W.dtype), est.n_self_learning, k=est.csls_k,
+                          batch_size=est.batch_size)
     null, null_mutual = FM.alignment_score(FM._normalize(Xn @ Q), Yn, est.csls_k,
                                            est.batch_size)
     info = dict(score=final, mutual=mutual, null=null, null_mutual=null_mutual,
