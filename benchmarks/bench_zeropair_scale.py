@@ -15,8 +15,8 @@ precision of the discovered pairs (true pairs / pairs) and whether an
 
 Usage::
 
-    python benchmarks/bench_zeropair_scale.py                  # 2,000 to 20,000 per side (~5 min)
-    python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (quadratic: hours)
+    python benchmarks/bench_zeropair_scale.py                  # 2,000 to 20,000 per side (~3 min)
+    python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (~7 min, 2 GiB)
     python benchmarks/bench_zeropair_scale.py --quick          # 1,000 per side, a smoke test
 """
 

@@ -258,8 +258,9 @@ class FunctionalMapTranslator(
                 pairs0 = _with_seeds(to_numpy(rows), to_numpy(cols), seeds)
                 W = FM.procrustes_polar(Xn[torch.as_tensor(pairs0[:, 0], device=dev)],
                                         Yn[torch.as_tensor(pairs0[:, 1], device=dev)])
-                W, r, c, s = FM.refine_by_csls(Xn, Yn, W, n_refine, seeds=seeds,
-                                               batch_size=step)
+                W = FM.refine_by_csls(Xn, Yn, W, n_refine, seeds_x=_rows(Xn, seeds[:, 0]),
+                                      seeds_y=_rows(Yn, seeds[:, 1]), batch_size=step)
+                r, c, s = FM.csls_mutual_nn(FM._normalize(Xn @ W), Yn, 10, step)
                 order = torch.argsort(-s.to(torch.float64), stable=True)
                 rows, cols = r[order], c[order]
         pairs = _with_seeds(to_numpy(rows), to_numpy(cols), seeds)

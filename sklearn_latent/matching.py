@@ -50,6 +50,12 @@ RELIABILITY_THRESHOLD = 0.5
 #: principal axes when it is wider than this (every similarity pass costs in
 #: proportion to the width); the translator is fitted on the full width.
 MAX_WIDTH = 256
+#: When X has more rows than this, the self-learning rounds and the reliability
+#: measurement of ``discovery="centroids"`` / ``"gw"`` run on one fixed random
+#: sample of this many rows of X against every row of y (each CSLS evaluation
+#: then costs in proportion to n_y, not n_x * n_y); one final evaluation over
+#: all rows gives the pairs.
+REFINE_ROWS = 5000
 
 
 def _reliability(mutual, null):
@@ -311,15 +317,22 @@ def _pair_free(X, Y, seeds, est, rng):
     rows = torch.as_tensor(seed_rng.choice(X.shape[0], min(2000, X.shape[0]), replace=False),
                            device=Xn.device)
     quick = max(1, est.n_refine // 5) if est.n_refine else 0
+    # above REFINE_ROWS rows of X, self-learning and its scores use a fixed sample
+    # of X against all of y: a sample of X only, so that every sampled x keeps its
+    # partner among the candidates
+    Xs = Xn
+    if X.shape[0] > REFINE_ROWS:
+        sample = np.random.default_rng(rng.randint(2**31)).choice(X.shape[0], REFINE_ROWS,
+                                                                  replace=False)
+        Xs = _rows(Xn, np.sort(sample))
 
     def candidate(W, k):
         # a fifth of the refinement and one self-learning round, then scored:
         # the share of mutual CSLS matches first, the mean CSLS score on ties
         W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)
-        W, *_ = FM.refine_by_csls(Xn, Yn, W, 1, k=est.csls_k, seeds=seeds,
-                                  seed_weight=seed_weight, batch_size=est.batch_size)
-        score, mutual = FM.alignment_score(FM._normalize(Xn[rows] @ W), Yn, est.csls_k,
-                                           est.batch_size)
+        W = FM.refine_by_csls(Xs, Yn, W, 1, k=est.csls_k, **kw)
+        score, mutual = FM.alignment_score(FM._normalize(Xn[rows[:REFINE_ROWS]] @ W), Yn,
+                                           est.csls_k, est.batch_size)
         return (mutual, score, k, W)
 
     candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
@@ -342,15 +355,17 @@ def _pair_free(X, Y, seeds, est, rng):
         candidates.append(candidate(FM.procrustes_polar(sx, sy), 0))
     best = max(candidates, key=lambda c: c[:2])
     W = FM.refine_by_neighbours(Xn, Yn, best[3], est.n_refine - quick, rng=seed_rng, **kw)
-    W, r, c, sc = FM.refine_by_csls(Xn, Yn, W, est.n_self_learning, k=est.csls_k,
-                                    seeds=seeds, seed_weight=seed_weight,
-                                    batch_size=est.batch_size)
-    final, mutual = FM.alignment_score(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
+    W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
+    # the dictionary under the final W and its score come from one evaluation
+    r, c, sc, final, mutual = FM.csls_dictionary(FM._normalize(Xs @ W), Yn, est.csls_k,
+                                                 est.batch_size)
+    if Xs is not Xn:  # the pairs from every row of X
+        r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
     # the null: the same self-learning from a random orthogonal map reaches this score
     Q = FM.polar(torch.as_tensor(seed_rng.normal(size=tuple(W.shape)), device=W.device))
-    Q, *_ = FM.refine_by_csls(Xn, Yn, Q.to(W.dtype), est.n_self_learning, k=est.csls_k,
-                              batch_size=est.batch_size)
-    null, null_mutual = FM.alignment_score(FM._normalize(Xn @ Q), Yn, est.csls_k,
+    Q = FM.refine_by_csls(Xs, Yn, Q.to(W.dtype), est.n_self_learning, k=est.csls_k,
+                          batch_size=est.batch_size)
+    null, null_mutual = FM.alignment_score(FM._normalize(Xs @ Q), Yn, est.csls_k,
                                            est.batch_size)
     info = dict(score=final, mutual=mutual, null=null, null_mutual=null_mutual,
                 n_centroids=best[2],
@@ -441,6 +456,17 @@ class AnchorMatcher(
     with 2 or more the seeds-only Procrustes map is one more candidate.  The
     final dictionary gives ``matched_pairs_`` and the translator.
 
+    Every CSLS evaluation compares all rows of X with all rows of y (by
+    blocks, never the whole matrix in memory), so its cost grows as
+    ``n_x * n_y``.  When X has more than :data:`REFINE_ROWS` rows, step 4, the
+    candidates' scores and the failure signal below run on one fixed random
+    sample of that many rows of X (from ``random_state``) against every row of
+    y, and one last CSLS mutual-nearest-neighbour evaluation of all rows of X
+    and y under the final map gives ``matched_pairs_``: the time then grows
+    with ``n_y`` except for that one evaluation.  Only X is sampled, so each
+    sampled x keeps its partner among the candidates.  At or below
+    :data:`REFINE_ROWS` rows nothing is sampled.
+
     The failure signal needs no pairs either: the same self-learning is run
     from a random orthogonal map, and when the found map makes few more rows
     mutual CSLS matches than that null (:data:`RELIABILITY_THRESHOLD`), the
@@ -492,7 +518,8 @@ class AnchorMatcher(
     method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
         Translator fitted on the discovered pairs.
     random_state : int, RandomState instance or None, default=None
-        Subsamples, k-means and assignment restarts of ``"centroids"``.
+        Subsamples, k-means and assignment restarts of ``"centroids"``, and
+        the sample of :data:`REFINE_ROWS` rows of X.
     batch_size : int, "auto" or None, default=None
         Rows per chunk of the matching and of ``transform`` (see :doc:`/arrays`);
         never changes the result.  The matching never forms the ``n_x x n_y``
@@ -512,10 +539,16 @@ class AnchorMatcher(
         ``"centroids"``: the unsupervised score, the mean CSLS similarity of
         every mapped row of X to its CSLS match in y (near 0 for unrelated
         spaces; MUSE's model-selection criterion).  ``nan`` for ``"relative"``.
+        When X has more than :data:`REFINE_ROWS` rows, this and the two
+        fractions below are measured on the sample of that many rows of X
+        (against all of y), the same rows for the found map and the null.
     mutual_fraction_ : float
         Fraction of X rows whose CSLS match is mutual (``nan`` for ``"relative"``).
     null_mutual_fraction_ : float
         The same from a random orthogonal map after the same self-learning.
+        With fewer rows of X than of y (a sample above :data:`REFINE_ROWS`),
+        both fractions are higher than over all rows: fewer queries compete
+        for each candidate.
     n_centroids_ : int
         The cluster count kept (0: the seeds-only map won; ``"relative"``: 0;
         ``"gw"``: the rows of the GW subsample).

@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from sklearn_latent import AlignmentWarning, AnchorMatcher, ProcrustesTranslator
+from sklearn_latent import matching
 from sklearn_latent.functional import _matching as FM
 from sklearn_latent.metrics import mean_rank, mean_reciprocal_rank, top_k_accuracy
 
@@ -65,14 +66,20 @@ def test_csls_equals_the_dense_formula_for_any_block_size():
     got = np.concatenate([S.numpy() for *_, S in FM.csls_blocks(A, B, 5)])
     np.testing.assert_allclose(got, C, atol=1e-12)
     rows = C.argmax(1)
-    mutual = np.flatnonzero(C.argmax(0)[rows] == np.arange(70))
+    mutual_rows = np.flatnonzero(C.argmax(0)[rows] == np.arange(70))
     ref = FM.csls_mutual_nn(A, B, 5)
-    assert_array_equal(ref[0].numpy(), mutual)
-    assert_array_equal(ref[1].numpy(), rows[mutual])
+    assert_array_equal(ref[0].numpy(), mutual_rows)
+    assert_array_equal(ref[1].numpy(), rows[mutual_rows])
     for batch_size in (1, 7, 70, 75):
         out = FM.csls_mutual_nn(A, B, 5, batch_size)
         for a, b in zip(out, ref):
             assert_array_equal(a.numpy(), b.numpy())
+    # the dictionary and the alignment score from one evaluation: both as alone
+    *dictionary, score, mutual = FM.csls_dictionary(A, B, 5)
+    for a, b in zip(dictionary, ref):
+        assert_array_equal(a.numpy(), b.numpy())
+    assert (score, mutual) == FM.alignment_score(A, B, 5)
+    assert score == pytest.approx(C.max(1).mean()) and mutual == len(mutual_rows) / 70
 
 
 def test_two_opt_gains_and_a_planted_permutation():
@@ -156,6 +163,39 @@ def test_deterministic_under_random_state():
     assert_array_equal(a.matched_pairs_, b.matched_pairs_)
     assert_array_equal(a.transform(X), b.transform(X))
     assert a.alignment_score_ == b.alignment_score_
+
+
+def test_above_refine_rows_self_learning_runs_on_a_sample_of_x(monkeypatch):
+    # above REFINE_ROWS rows of X, every CSLS evaluation but the last runs on a
+    # fixed sample of X against all of Y; the last one, over all rows, gives the pairs
+    X, Y, perm = _hierarchical(n=600, seed=1)
+    monkeypatch.setattr(matching, "REFINE_ROWS", 250)
+    queries, best_matches = [], FM._best_matches
+
+    def spy(A, B, k, batch_size):
+        queries.append((A.shape[0], B.shape[0]))
+        return best_matches(A, B, k, batch_size)
+
+    monkeypatch.setattr(FM, "_best_matches", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(**AUTO).fit(X, Y)
+    assert queries.count((600, 600)) == 1
+    assert {q for q in queries if q != (600, 600)} == {(250, 600)}  # never a sample of Y
+    pairs = matcher.matched_pairs_
+    assert np.unique(pairs[:, 0]).shape[0] > 0.9 * 600 > 250  # rows outside the sample too
+    assert _precision(pairs, perm) > 0.97
+    # the found map and the null measured on the same sample
+    assert matcher.mutual_fraction_ > 0.9 > 0.5 > matcher.null_mutual_fraction_
+    again = AnchorMatcher(**AUTO).fit(X, Y)  # the sample follows random_state
+    assert_array_equal(again.matched_pairs_, pairs)
+    assert again.alignment_score_ == matcher.alignment_score_
+    assert_array_equal(again.transform(X), matcher.transform(X))
+    Xi, Yi, perm_i = _isotropic()
+    monkeypatch.setattr(matching, "REFINE_ROWS", 200)
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        iso = AnchorMatcher(**AUTO).fit(Xi, Yi)
+    assert _precision(iso.matched_pairs_, perm_i) < 0.3
 
 
 def test_pair_free_blocks_follow_working_memory_and_never_change_the_result():

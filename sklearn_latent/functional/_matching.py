@@ -151,10 +151,11 @@ def csls_blocks(A, B, k=10, batch_size=None):
 
 
 def _best_matches(A, B, k, batch_size):
-    """Best candidate of each query and best query of each candidate under CSLS, by blocks.
+    """Best candidate of each query under CSLS, its score, and whether it is mutual, by blocks.
 
-    Returns ``(best_col, best_val, col_arg)``: row maxima (arg and value) and
-    column argmax; ties go to the first query.
+    Returns ``(best_col, best_val, mutual)``: row maxima (arg and value) and a
+    bool mask of the queries that are in turn their candidate's best (ties go
+    to the first query).
     """
     n, m = A.shape[0], B.shape[0]
     best_col = torch.empty(n, dtype=torch.int64, device=A.device)
@@ -167,7 +168,27 @@ def _best_matches(A, B, k, batch_size):
         better = v > col_val
         col_val = torch.where(better, v, col_val)
         col_arg = torch.where(better, a + start, col_arg)
-    return best_col, best_val, col_arg
+    return best_col, best_val, col_arg[best_col] == torch.arange(n, device=A.device)
+
+
+def csls_dictionary(A, B, k=10, batch_size=None):
+    """Mutual nearest neighbours under CSLS and the alignment score, from one evaluation.
+
+    :func:`csls_mutual_nn` and :func:`alignment_score` of the same ``A`` and
+    ``B`` share every similarity pass: where both are needed (the last round
+    of self-learning and its score), this costs one of them.
+
+    Returns
+    -------
+    rows, cols, scores : Tensor of shape (p,)
+        As :func:`csls_mutual_nn`.
+    score, mutual : float
+        As :func:`alignment_score`.
+    """
+    best_col, best_val, mutual = _best_matches(A, B, k, batch_size)
+    rows = torch.arange(A.shape[0], device=A.device)
+    return (rows[mutual], best_col[mutual], best_val[mutual],
+            float(best_val.to(_F64).mean()), float(mutual.to(_F64).mean()))
 
 
 def csls_mutual_nn(A, B, k=10, batch_size=None):
@@ -181,10 +202,9 @@ def csls_mutual_nn(A, B, k=10, batch_size=None):
     scores : Tensor of shape (p,)
         Their CSLS scores.
     """
-    best_col, best_val, col_arg = _best_matches(A, B, k, batch_size)
+    best_col, best_val, mutual = _best_matches(A, B, k, batch_size)
     rows = torch.arange(A.shape[0], device=A.device)
-    keep = col_arg[best_col] == rows
-    return rows[keep], best_col[keep], best_val[keep]
+    return rows[mutual], best_col[mutual], best_val[mutual]
 
 
 def alignment_score(XW, Y, k=10, batch_size=None):
@@ -197,10 +217,8 @@ def alignment_score(XW, Y, k=10, batch_size=None):
     clustered the data are.  Also returns the fraction of rows whose match is
     mutual.
     """
-    best_col, best_val, col_arg = _best_matches(XW, Y, k, batch_size)
-    rows = torch.arange(XW.shape[0], device=XW.device)
-    mutual = (col_arg[best_col] == rows).to(_F64).mean()
-    return float(best_val.to(_F64).mean()), float(mutual)
+    _, best_val, mutual = _best_matches(XW, Y, k, batch_size)
+    return float(best_val.to(_F64).mean()), float(mutual.to(_F64).mean())
 
 
 def topk_mean_targets(Q, B, values, top_k, batch_size=None):
@@ -397,24 +415,17 @@ def refine_by_neighbours(X, Y, W, n_rounds, *, sample=1000, top_k=50, damping=0.
     return W
 
 
-def refine_by_csls(X, Y, W, n_rounds, *, k=10, seeds=None, seed_weight=1.0, batch_size=None):
+def refine_by_csls(X, Y, W, n_rounds, *, k=10, seeds_x=None, seeds_y=None, seed_weight=1.0,
+                   batch_size=None):
     """Self-learning (MUSE/VecMap): dictionary = CSLS mutual nearest neighbours of ``N(XW)``
-    and ``Y``, ``W = polar(X_D^T Y_D)`` (plus the known pairs), ``n_rounds`` times.
+    and ``Y``, ``W = polar(X_D^T Y_D)``, ``n_rounds`` times; the last ``W``.
 
-    Returns
-    -------
-    W : Tensor of shape (d_x, d_y)
-    rows, cols, scores : the dictionary of the last round (under the returned
-        ``W`` when ``n_rounds == 0``, under the ``W`` it was fitted from otherwise).
+    Known pairs (``seeds_x``, ``seeds_y``: their rows) join every fit with
+    weight ``seed_weight``.  The dictionary under the returned ``W`` is not
+    computed: :func:`csls_dictionary` gives it with its score in one evaluation
+    (on these or other rows).
     """
-    sx = sy = None
-    if seeds is not None and len(seeds):
-        sx = torch.as_tensor(seeds[:, 0], device=X.device)
-        sy = torch.as_tensor(seeds[:, 1], device=X.device)
-    rows, cols, scores = csls_mutual_nn(_normalize(X @ W), Y, k, batch_size)
     for _ in range(n_rounds):
-        Xp, Yp, w = _with_seeds(X[rows], Y[cols], None if sx is None else X[sx],
-                                None if sy is None else Y[sy], seed_weight)
-        W = procrustes_polar(Xp, Yp, w)
-        rows, cols, scores = csls_mutual_nn(_normalize(X @ W), Y, k, batch_size)
-    return W, rows, cols, scores
+        rows, cols, _ = csls_mutual_nn(_normalize(X @ W), Y, k, batch_size)
+        W = procrustes_polar(*_with_seeds(X[rows], Y[cols], seeds_x, seeds_y, seed_weight))
+    return W
