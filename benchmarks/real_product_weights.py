@@ -34,7 +34,9 @@ pair of encoders of a cached data set it scores:
   that passed the one failing VADER pair in both directions in a grid scored
   on its test labels, fixed to see whether they hold on the other pairs.
 
-``--report`` prints, per variant and per data set and seed, the pairs >= the
+``--diagnose SOURCE TARGET`` reads one pair both ways (block spreads, ROC AUC,
+the head's ``C``, a grid of weights); it looks at the test labels and chooses
+nothing.  ``--report`` prints, per variant and per data set and seed, the pairs >= the
 best single component / within 1 point / all pairs and the worst gap, then
 the pooled shares.
 
@@ -98,6 +100,51 @@ def report(paths):
     return table, out
 
 
+def diagnose(source, target, *, blocks, labels, train, test):
+    """One pair both ways: block spreads, ROC AUC, the head's C, a grid of weights.
+
+    Looks at the test labels (it explains a failure, it chooses nothing).
+    """
+    import itertools
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    for e in (source, target):
+        spread = [np.sqrt(((B[train] - B[train].mean(0)) ** 2).sum(1).mean())
+                  for B in blocks[(e, "l2")]]
+        print(f"{e}: RMS deviation of the L2 blocks from their feature means",
+              dict(zip(METRICS, np.round(spread, 3))))
+
+    def stitch(s, t, w, C=1.0):
+        Fs = np.hstack([B * wi for B, wi in zip(blocks[(s, "l2")], w) if wi > 0])
+        Ft = np.hstack([B * wi for B, wi in zip(blocks[(t, "l2")], w) if wi > 0])
+        clf = LogisticRegression(max_iter=3000, C=C).fit(Ft[train], labels[train])
+        acc = float((clf.predict(Fs[test]) == labels[test]).mean())
+        auc = (roc_auc_score(labels[test], clf.decision_function(Fs[test]))
+               if len(np.unique(labels)) == 2 else float("nan"))
+        return acc, auc
+
+    for s, t in ((source, target), (target, source)):
+        for c, m in enumerate(METRICS):
+            acc, auc = stitch(s, t, np.eye(4)[c])
+            print(f"{s} -> {t} single {m}: accuracy {acc:.3f}, ROC AUC {auc:.3f}")
+        for C in (0.1, 1.0, 10.0, 100.0):
+            print(f"{s} -> {t} C={C}: cosine {stitch(s, t, np.eye(4)[0], C)[0]:.3f}, "
+                  f"product l2 {stitch(s, t, np.ones(4), C)[0]:.3f}")
+    best = [max(stitch(s, t, np.eye(4)[c])[0] for c in range(4))
+            for s, t in ((source, target), (target, source))]
+    passing = []
+    for w in itertools.product((0.1, 0.25, 0.5, 1), (0, 0.5, 1, 2, 4, 8), (0, 1, 4), (0, 0.5, 1)):
+        if w[1] == w[2] == 0:
+            continue
+        accs = [stitch(s, t, w)[0] for s, t in ((source, target), (target, source))]
+        if all(a >= b - 0.01 for a, b in zip(accs, best)):
+            passing.append((w, np.round(accs, 3).tolist()))
+    print(f"weights (cosine, euclidean, l1, linf) within 1 point of the best single both ways "
+          f"({len(passing)}):", passing)
+
+
 def main(argv=None):
     import pandas as pd
     import torch
@@ -115,6 +162,8 @@ def main(argv=None):
     parser.add_argument("--report", nargs="+")
     parser.add_argument("--only", nargs="+", help="variant name prefixes to run")
     parser.add_argument("--out")
+    parser.add_argument("--diagnose", nargs=2, metavar=("SOURCE", "TARGET"),
+                        help="read one pair both ways instead of running the variants")
     args = parser.parse_args(argv)
     if args.report:
         report(args.report)
@@ -254,6 +303,9 @@ def main(argv=None):
     variants["block nolinf"] = lambda s, t: ("block", np.array([1, 1, 1, 0.0]))
     variants["transfer block power=1"] = lambda s, t: (
         "block", block_agree[(s, t)])
+    if args.diagnose:
+        diagnose(*args.diagnose, blocks=blocks, labels=labels, train=train, test=test)
+        return
     rows = []
     for s in names:
         for t in names:
