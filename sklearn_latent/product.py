@@ -184,8 +184,11 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         The factor of each component (all 1 for ``weights=None``).
     agreement_ : ndarray of shape (len(metrics),) or None
         With ``weights="transfer"``: each component's agreement with the
-        reference space (mean row correlation of the anchors' relative
-        representations, in [-1, 1]); else ``None``.
+        reference space, the symmetric coefficient of determination of the
+        two spaces' anchor-by-anchor relative matrices (1: identical, 0 or
+        below, unbounded: the difference is as large as the features' own
+        variation; see :func:`~sklearn_latent.functional.product_transfer_weights`);
+        else ``None``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when X has string column names.
