@@ -202,9 +202,7 @@ def csls_mutual_nn(A, B, k=10, batch_size=None):
     scores : Tensor of shape (p,)
         Their CSLS scores.
     """
-    best_col, best_val, mutual = _best_matches(A, B, k, batch_size)
-    rows = torch.arange(A.shape[0], device=A.device)
-    return rows[mutual], best_col[mutual], best_val[mutual]
+    return csls_dictionary(A, B, k, batch_size)[:3]
 
 
 def alignment_score(XW, Y, k=10, batch_size=None):
@@ -217,8 +215,7 @@ def alignment_score(XW, Y, k=10, batch_size=None):
     clustered the data are.  Also returns the fraction of rows whose match is
     mutual.
     """
-    _, best_val, mutual = _best_matches(XW, Y, k, batch_size)
-    return float(best_val.to(_F64).mean()), float(mutual.to(_F64).mean())
+    return csls_dictionary(XW, Y, k, batch_size)[3:]
 
 
 def topk_mean_targets(Q, B, values, top_k, batch_size=None):
