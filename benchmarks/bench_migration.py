@@ -133,9 +133,22 @@ def _one_thread():
     threadpool_limits(1)
 
 
+def _reports(Nw, L, labels, queries, corpus, **common):
+    """The retention reports of each reading, by key prefix: ``""`` (relevant: the
+    re-embedding ceiling's top 10), ``"top1_"`` (its best hit) and, with labels,
+    ``"label_"`` (same label); ``common``: translators, ``k``, ``csls``."""
+    from sklearn_latent.metrics import retention_report
+
+    readings = {"": {}, "top1_": {"n_relevant": 1}}
+    if labels is not None:
+        readings["label_"] = {"query_labels": labels[queries], "corpus_labels": labels[corpus]}
+    return {tag: retention_report(Nw[queries], Nw[corpus], L[corpus], queries_legacy=L[queries],
+                                  **common, **kw)
+            for tag, kw in readings.items()}
+
+
 def retention(cache, out, pairs=None):
     from sklearn_latent import ProcrustesTranslator
-    from sklearn_latent.metrics import retention_report
 
     _one_thread()
 
@@ -152,24 +165,16 @@ def retention(cache, out, pairs=None):
                     warnings.simplefilter("ignore")
                     fwd = ProcrustesTranslator(**kw).fit(L[cal], Nw[cal])
                     bwd = ProcrustesTranslator(**kw).fit(Nw[cal], L[cal])
-                common = dict(queries_legacy=L[queries], corpus_translator=fwd,
-                              query_translator=bwd, k=K)
-                r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common)
+                reports = _reports(Nw, L, labels, queries, corpus, corpus_translator=fwd,
+                                   query_translator=bwd, k=K)
                 row = {"legacy": legacy_name, "new": new_name, "n_cal": size, "method": mname}
                 for s in ("translated_corpus", "translated_queries", "legacy"):
-                    for m in ("recall", "ndcg", "mrr"):
-                        row[f"{s}/{m}"] = r.retention(s, m)
-                r1 = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
-                                      n_relevant=1)
-                for s in ("translated_corpus", "translated_queries", "legacy"):
-                    row[f"top1_{s}/recall"] = r1.retention(s, "recall")
-                if labels is not None:
-                    rl = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
-                                          query_labels=labels[queries],
-                                          corpus_labels=labels[corpus])
-                    row["label_ceiling/recall"] = rl.scores["ceiling"]["recall"]
-                    for s in ("translated_corpus", "translated_queries", "legacy"):
-                        row[f"label_{s}/recall"] = rl.retention(s, "recall")
+                    for m in ("ndcg", "mrr"):
+                        row[f"{s}/{m}"] = reports[""].retention(s, m)
+                    for tag, r in reports.items():
+                        row[f"{tag}{s}/recall"] = r.retention(s, "recall")
+                if "label_" in reports:
+                    row["label_ceiling/recall"] = reports["label_"].scores["ceiling"]["recall"]
                 rows.append(row)
                 print(f"{legacy_name}->{new_name} n={size:5d} {mname:12s} R@10 ret corpus "
                       f"{row['translated_corpus/recall']:.3f} queries "
@@ -227,7 +232,6 @@ def retention_markdown(result):
 def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
     """Retention with 0 calibration pairs: AnchorMatcher on the shuffled pool."""
     from sklearn_latent import AnchorMatcher, ProcrustesTranslator
-    from sklearn_latent.metrics import retention_report
 
     _one_thread()
     spaces, labels, pairs, (pool, queries, corpus) = _split(cache, pairs)
@@ -253,20 +257,11 @@ def zeropair(cache, out, pairs=None, n_centroids="auto", n_runs=30):
                "fit_cpu_s": cpu, "n_centroids": m.n_centroids_,
                "warnings": [str(w.message)[:200] for w in caught]}
         for csls in (None, 10):
-            common = dict(queries_legacy=L[queries], corpus_translator=fwd,
-                          query_translator=bwd, k=K, csls=csls)
-            tag = "" if csls is None else "csls_"
-            r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common)
-            r1 = retention_report(Nw[queries], Nw[corpus], L[corpus], **common, n_relevant=1)
-            for s_ in ("translated_corpus", "translated_queries"):
-                row[f"{tag}{s_}/recall"] = r.retention(s_, "recall")
-                row[f"{tag}top1_{s_}/recall"] = r1.retention(s_, "recall")
-            if labels is not None:
-                rl = retention_report(Nw[queries], Nw[corpus], L[corpus], **common,
-                                      query_labels=labels[queries],
-                                      corpus_labels=labels[corpus])
+            ranking = "" if csls is None else "csls_"
+            for tag, r in _reports(Nw, L, labels, queries, corpus, corpus_translator=fwd,
+                                   query_translator=bwd, k=K, csls=csls).items():
                 for s_ in ("translated_corpus", "translated_queries"):
-                    row[f"{tag}label_{s_}/recall"] = rl.retention(s_, "recall")
+                    row[f"{ranking}{tag}{s_}/recall"] = r.retention(s_, "recall")
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"machine": machine(), "cache": str(cache), "n_queries": int(n_q),
@@ -339,7 +334,6 @@ class _ResidualMLP:
 def adapter(cache, out, pairs=None, n_cal=2000):
     """The affine map against a residual MLP adapter (:class:`_ResidualMLP`), same split."""
     from sklearn_latent import ProcrustesTranslator
-    from sklearn_latent.metrics import retention_report
 
     _one_thread()
     spaces, labels, pairs, (pool, queries, corpus) = _split(cache, pairs)
@@ -350,16 +344,10 @@ def adapter(cache, out, pairs=None, n_cal=2000):
         for name, make in (("affine", lambda: ProcrustesTranslator("affine")),
                            ("residual MLP", _ResidualMLP)):
             fwd, bwd = make().fit(L[cal], Nw[cal]), make().fit(Nw[cal], L[cal])
-            common = dict(queries_legacy=L[queries], corpus_translator=fwd,
-                          query_translator=bwd, k=K)
             row = {"legacy": legacy_name, "new": new_name, "n_cal": n_cal, "method": name,
                    "best_epochs": [getattr(t, "best_epoch_", None) for t in (fwd, bwd)]}
-            readings = {"": {}, "top1_": {"n_relevant": 1}}
-            if labels is not None:
-                readings["label_"] = {"query_labels": labels[queries],
-                                      "corpus_labels": labels[corpus]}
-            for tag, kw in readings.items():
-                r = retention_report(Nw[queries], Nw[corpus], L[corpus], **common, **kw)
+            for tag, r in _reports(Nw, L, labels, queries, corpus, corpus_translator=fwd,
+                                   query_translator=bwd, k=K).items():
                 for s_ in ("translated_corpus", "translated_queries"):
                     row[f"{tag}{s_}/recall"] = r.retention(s_, "recall")
             rows.append(row)
