@@ -141,6 +141,7 @@ def translator_specs(which="full"):
         "procrustes (default)": lambda idx, seed: ProcrustesTranslator(anchors=idx),
         "orthogonal standard": pt("orthogonal", scaling="standard"),
         "orthogonal center": pt("orthogonal", scaling="center"),
+        "orthogonal isotropic": pt("orthogonal", scaling="isotropic"),
         "inverse (default)": lambda idx, seed: RelativeTranslator(
             anchors=idx, random_state=seed
         ),
@@ -425,7 +426,8 @@ def plot_anchors(frame, path, methods):
 #: rows of the evidence tables: estimator -> {option: suite method name}
 DEFAULTS_EVIDENCE = {
     "ProcrustesTranslator scaling": {
-        '"standard" (paper)': "orthogonal standard", '"center"': "orthogonal center",
+        '"isotropic"': "orthogonal isotropic", '"standard" (paper)': "orthogonal standard",
+        '"center"': "orthogonal center",
     },
     "RelativeProjector normalize": {
         f"{v}": f"relative normalize={v}" for v in ("None", "l2", "standard", "layer")

@@ -353,7 +353,7 @@ def fit_translator(translator, X, Y, *, anchors=None, split_every=8):
         X, Y = X[rows], Y[rows]
     if Y.chunks[0] != X.chunks[0]:
         Y = Y.rechunk({0: X.chunks[0]})
-    gram = _needs_gram(translator.method, X.shape[1], Y.shape[1])
+    gram = _needs_gram(translator.method, X.shape[1], Y.shape[1], translator.scaling)
     ranges = _row_ranges(X.chunks[0])
     xb, yb = X.to_delayed().ravel(), Y.to_delayed().ravel()
     parts = [

@@ -215,7 +215,7 @@ def test_transform_bad_input():
 
 # ---------------------------------------------------------------- fit_translator
 @pytest.mark.parametrize("method", ["orthogonal", "scaled", "linear", "affine"])
-@pytest.mark.parametrize("scaling", ["standard", "center", None])
+@pytest.mark.parametrize("scaling", ["isotropic", "standard", "center", None])
 def test_fit_translator_equals_fit(method, scaling):
     X, Y = paired(d_x=7, d_y=5)
     params = dict(method=method, scaling=scaling, alpha=0.1)

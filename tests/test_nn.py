@@ -285,7 +285,7 @@ EXPORT_CASES = {
     **{
         f"procrustes-{m}-{s}": _procrustes(dict(method=m, scaling=s))
         for m in ("orthogonal", "scaled", "linear", "affine")
-        for s in ("standard", "center", None)
+        for s in ("isotropic", "standard", "center", None)
     },
     "procrustes-narrow": _procrustes(dict(method="orthogonal"), width=3),
     "relative-translator": _relative_translator(dict(n_anchors=40, random_state=0)),

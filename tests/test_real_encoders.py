@@ -149,10 +149,12 @@ def mean_scores(X, Y, labels):
 # 500 anchors (single-threaded, benchmarks/RESULTS.md "Real-encoder suite"):
 #   text  (USE -> MiniLM-L6):  native 0.90, plain 0.88, procrustes 0.88, inverse 0.87,
 #                              relative 0.87, product 0.87 (gaps to plain 0-1.6 points per seed)
-#   images (Lite0 -> Lite1):   native 0.91, plain 0.85, procrustes 0.84, relative 0.76,
-#                              product 0.73, inverse 0.72, absolute 0.10 (seeds 0, 1; the
-#                              largest one-seed gaps: native - procrustes 0.09, plain -
-#                              procrustes 0.03, relative 0.13, product 0.15, inverse 0.15)
+#   images (Lite0 -> Lite1):   native 0.91, plain 0.85, procrustes 0.85, relative 0.74,
+#                              product 0.72, inverse 0.71, absolute 0.10 (seeds 0-2; the
+#                              largest one-seed gaps: native - procrustes 0.08, plain -
+#                              procrustes 0.01 with the "isotropic" default scaling (0.03
+#                              with "standard" before), relative 0.13, product 0.15,
+#                              inverse 0.15)
 # The test asserts on the mean over the three seeds; each margin is at least about twice
 # the largest gap seen on one seed, so the check fails on a collapse or a regression of
 # several points, not on seed noise.  On the image pair the
@@ -161,7 +163,7 @@ def mean_scores(X, Y, labels):
 NATIVE_MARGIN = {"text": 0.06, "images": 0.17}
 PLAIN_MARGIN = {
     "text": {"procrustes": 0.03, "inverse": 0.05, "relative": 0.05, "product": 0.05},
-    "images": {"procrustes": 0.07, "inverse": 0.3, "relative": 0.25, "product": 0.3},
+    "images": {"procrustes": 0.03, "inverse": 0.3, "relative": 0.25, "product": 0.3},
 }
 
 

@@ -25,7 +25,7 @@ from sklearn_latent import (
 from sklearn_latent import functional as F
 
 METHODS = ("orthogonal", "scaled", "linear", "affine")
-SCALINGS = ("standard", "center", None)
+SCALINGS = ("isotropic", "standard", "center", None)
 CUDA = torch.cuda.is_available()
 # The documented under-determination warning, expected where a test uses few rows
 # (partial_fit's first chunks) or constant (zero-padded) features on purpose.
@@ -83,12 +83,20 @@ def reference_map(X, Y, method, scaling, alpha=0.0):
     if scaling == "standard":
         sx, sy = X.std(0), Y.std(0)
         sx[sx == 0], sy[sy == 0] = 1.0, 1.0
+    elif scaling == "isotropic":  # one std per space: the root of the total variance
+        sx = np.full(X.shape[1], np.sqrt(X.var(0).sum()))
+        sy = np.full(Y.shape[1], np.sqrt(Y.var(0).sum()))
     else:
         sx, sy = np.ones(X.shape[1]), np.ones(Y.shape[1])
     Xt, Yt = (X - mx) / sx, (Y - my) / sy
     if method in ("orthogonal", "scaled"):
         U, S, Vt = np.linalg.svd(Xt.T @ Yt, full_matrices=False)
         R = U @ Vt
+        if scaling == "isotropic" and method == "orthogonal":
+            # the translation gets the target's total variance (R keeps all of X's
+            # variance unless the target is narrower)
+            sx = sx * np.sqrt(np.sum((Xt @ R) ** 2) / n)
+            Xt = (X - mx) / sx
         s = S.sum() / np.sum((Xt @ R) ** 2) if method == "scaled" else 1.0
         return lambda Z: (s * ((Z - mx) / sx) @ R) * sy + my
     bias = method == "affine" and scaling is None
@@ -183,6 +191,63 @@ def test_orthogonal_recovers_planted_map(d_x, d_y, scaling):
     # the map really is (semi-)orthogonal
     small = tr.map_ @ tr.map_.T if d_x <= d_y else tr.map_.T @ tr.map_
     np.testing.assert_allclose(small, np.eye(min(d_x, d_y)), atol=1e-12)
+
+
+@pytest.mark.parametrize("d_x,d_y", [(10, 10), (6, 11)])
+def test_isotropic_orthogonal_recovers_a_similarity_of_anisotropic_data(d_x, d_y):
+    # y = s x Q + b with features of very unequal variances: one std per space keeps
+    # the relation a rotation, so the default recovers it exactly; per-feature
+    # standardization ("standard") makes it anisotropic and misses it
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(500, d_x)) * np.geomspace(5.0, 0.05, d_x) + 3.0
+    Q = semi_orthogonal(d_x, d_y, seed=4)
+    Y = 2.5 * X @ Q - 1.0
+    tr = ProcrustesTranslator().fit(X, Y)
+    assert tr.get_params()["scaling"] == "isotropic"
+    np.testing.assert_allclose(tr.transform(X), Y, atol=1e-9)
+    np.testing.assert_allclose(tr.map_, Q, atol=1e-10)
+    np.testing.assert_allclose(tr.x_scale_, np.sqrt(X.var(0).sum()), rtol=1e-12)
+    np.testing.assert_allclose(tr.inverse_transform(Y), X, atol=1e-9)
+    standard = ProcrustesTranslator(scaling="standard").fit(X, Y)
+    assert np.abs(standard.transform(X) - Y).max() > 1.0
+
+
+def test_isotropic_gives_a_narrower_target_its_total_variance():
+    # d_x > d_y: the map keeps part of X's variance; the source's scale is its std
+    # along the kept directions, so the translation has the target's total
+    # variance (dividing by X's whole std would shrink it toward the mean)
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(400, 12)) * np.linspace(0.5, 2.0, 12)
+    Y = X @ rng.normal(size=(12, 3)) + 0.3 * rng.normal(size=(400, 3))
+    tr = ProcrustesTranslator().fit(X, Y)
+    T = tr.transform(X)
+    assert T.var(0).sum() == pytest.approx(Y.var(0).sum(), rel=1e-10)
+    R = tr.map_
+    kept = np.sum(((X - X.mean(0)) @ R) ** 2) / 400
+    np.testing.assert_allclose(tr.x_scale_, np.sqrt(kept), rtol=1e-10)
+    assert tr.x_scale_[0] < 0.9 * np.sqrt(X.var(0).sum())
+    # it needs X^T X: statistics without it are refused with the reason
+    lean = translation_stats(X, Y, gram=False)
+    with pytest.raises(ValueError, match=r"scaling='isotropic', 12 -> 3 features\) needs"):
+        ProcrustesTranslator().fit_from_stats(lean)
+    # ... and a wider target does not (the map keeps all of X's variance)
+    ProcrustesTranslator().fit_from_stats(translation_stats(Y, X, gram=False))
+
+
+def test_isotropic_ignores_constant_and_dead_features():
+    # a dead unit (std 1e-33) and a constant one add nothing to the total variance
+    # and are never divided by: the translation equals the one without them
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(300, 6))
+    Y = X @ semi_orthogonal(6, 6, seed=5) + 0.1 * rng.normal(size=(300, 6))
+    Xd = np.hstack([X, 1e-33 * rng.normal(size=(300, 1)), np.full((300, 1), 4.0)])
+    Yd = np.hstack([Y, np.full((300, 1), -2.0)])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The .* map is determined on only")
+        full = ProcrustesTranslator().fit(Xd, Yd)
+    ref = ProcrustesTranslator().fit(X, Y)
+    np.testing.assert_allclose(full.transform(Xd)[:, :6], ref.transform(X), atol=1e-10)
+    np.testing.assert_allclose(full.transform(Xd)[:, 6], -2.0, atol=1e-10)
 
 
 @pytest.mark.parametrize("d_x,d_y", [(10, 10), (6, 11), (11, 6)])
@@ -479,10 +544,13 @@ def test_partial_fit_after_fit_continues_and_checks_widths():
         tr.partial_fit(X[:5], Y[:5, :2])
     with pytest.raises(ValueError, match="expecting 4 features"):
         tr.partial_fit(X[:5, :3], Y[:5])
-    orth = ProcrustesTranslator("orthogonal").partial_fit(X, Y)
+    orth = ProcrustesTranslator("orthogonal", scaling="center").partial_fit(X, Y)
     orth.set_params(method="linear")
     with pytest.raises(ValueError, match="lack"):
         orth.partial_fit(X, Y)
+    # the default isotropic scaling onto a narrower target keeps X^T X: it can continue
+    iso = ProcrustesTranslator("orthogonal").partial_fit(X, Y)
+    iso.set_params(method="linear").partial_fit(X, Y)
 
 
 # --------------------------------------------------------------------------
@@ -900,7 +968,7 @@ def _brute_loo(Xt, Yt, alpha, intercept):
     return total / n
 
 
-@pytest.mark.parametrize("scaling", ["standard", "center", None])
+@pytest.mark.parametrize("scaling", ["isotropic", "standard", "center", None])
 @pytest.mark.parametrize("method", ["linear", "affine"])
 def test_gcv_scores_equal_brute_force_and_pick_its_minimum(method, scaling):
     X, Y = _noisy_pair()
@@ -908,6 +976,8 @@ def test_gcv_scores_equal_brute_force_and_pick_its_minimum(method, scaling):
     intercept = scaling is not None or method == "affine"
     if scaling == "standard":
         Xt, Yt = X / X.std(0), Y / Y.std(0)
+    elif scaling == "isotropic":
+        Xt, Yt = X / np.sqrt(X.var(0).sum()), Y / np.sqrt(Y.var(0).sum())
     else:
         Xt, Yt = X, Y
     tr = ProcrustesTranslator(method, scaling=scaling, alpha="auto").fit(X, Y)
@@ -1009,7 +1079,7 @@ def test_lowrank_recovers_a_planted_low_rank_affine_map(backend):
     assert np.abs(tr2.transform(X) - Y).mean() > 10 * np.abs(out - Y).mean()
 
 
-@pytest.mark.parametrize("scaling", ["standard", "center", None])
+@pytest.mark.parametrize("scaling", ["isotropic", "standard", "center", None])
 @pytest.mark.parametrize("d_x,d_y", [(10, 6), (6, 10)])
 def test_lowrank_at_full_rank_equals_affine(scaling, d_x, d_y):
     X, Y = _noisy_pair(n=80, d_x=d_x, d_y=d_y, noise=0.3, seed=7)

@@ -8,6 +8,7 @@ accumulated in float64 and merged exactly (Chan, Golub and LeVeque), so
 are the same computation.  Re-exported by :mod:`sklearn_latent.functional`.
 """
 
+import math
 from typing import NamedTuple, Optional
 
 import torch
@@ -26,7 +27,7 @@ __all__ = [
 #: Methods understood by :func:`solve_translation`.
 TRANSLATION_METHODS = ("orthogonal", "scaled", "linear", "affine", "lowrank")
 #: Scalings understood by :func:`solve_translation`.
-TRANSLATION_SCALINGS = ("standard", "center", None)
+TRANSLATION_SCALINGS = ("standard", "isotropic", "center", None)
 
 _F64 = torch.float64
 _EPS64 = torch.finfo(_F64).eps
@@ -231,6 +232,17 @@ def _standard_scale(ss, mean, n):
     return torch.where(_constant_columns(ss, mean, n), torch.ones_like(var), var.sqrt())
 
 
+def _isotropic_scale(ss, mean):
+    """One std for every feature: the root of the total variance (0 -> 1), as a vector.
+
+    The rows' root mean squared distance to their mean, so the scaled rows
+    have unit mean squared norm; no single feature is divided by its own
+    (possibly tiny) std.
+    """
+    total = float(ss.clamp_min(0).sum())
+    return torch.full_like(mean, math.sqrt(total) if total > 0 else 1.0)
+
+
 def _ridge_solve(G, C, alpha):
     """``(G + alpha I)^+ C`` and the numerical rank of ``G + alpha I`` (symmetric PSD G)."""
     d = G.shape[0]
@@ -377,13 +389,18 @@ def _reduce_rank(W, G, rank):
     return (W @ Vr) @ Vr.T
 
 
-def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0.0, rank=None):
+def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=0.0, rank=None):
     """Closed-form translation from sufficient statistics.
 
     Each space is first brought to its scaled coordinates
     ``x~ = (x - mu_x) / sigma_x`` and ``y~ = (y - mu_y) / sigma_y``
-    (``scaling="standard"``: means and population stds of the rows, constant
-    columns -> 1; ``"center"``: sigma = 1; ``None``: mu = 0, sigma = 1).
+    (``scaling="isotropic"``: means, and one sigma per space, the root of its
+    total variance; ``"standard"``: means and population stds of the rows,
+    constant columns -> 1; ``"center"``: sigma = 1; ``None``: mu = 0,
+    sigma = 1).  With ``"isotropic"``, ``"orthogonal"`` and ``d_x > d_y``,
+    sigma_x is instead X's std along the directions ``R`` keeps,
+    ``sqrt(trace(R^T G R) / n)`` (needs ``G``), so that the translation has
+    the target's total variance.
     Then, with ``C = X~^T Y~`` and ``G = X~^T X~``:
 
     ``"orthogonal"``
@@ -423,7 +440,7 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
         From :func:`translation_stats` / :func:`merge_translation_stats`
         (tensors or numpy arrays); solved on the device of ``stats.x_mean``.
     method : {"orthogonal", "scaled", "linear", "affine", "lowrank"}
-    scaling : {"standard", "center", None}
+    scaling : {"isotropic", "standard", "center", None}
     alpha : float or "auto"
         Ridge penalty of ``"linear"``, ``"affine"`` and ``"lowrank"`` (not
         applied to the bias), in the scaled coordinates.
@@ -467,9 +484,14 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
                 f"({d_x}, {d_y}) map."
             )
     regression = method in ("linear", "affine", "lowrank")
-    needs_gram = regression or (method == "scaled" and d_x > d_y)
+    needs_gram = regression or (
+        d_x > d_y and (method == "scaled" or (method == "orthogonal" and scaling == "isotropic"))
+    )
     if needs_gram and s.xx is None:
-        raise ValueError(f"method={method!r} needs the statistics computed with gram=True.")
+        raise ValueError(
+            f"method={method!r} (scaling={scaling!r}, {d_x} -> {d_y} features) needs the "
+            "statistics computed with gram=True."
+        )
     zeros_x, zeros_y = torch.zeros_like(s.x_mean), torch.zeros_like(s.y_mean)
     if scaling is None:
         x_mu, y_mu = zeros_x, zeros_y
@@ -478,6 +500,8 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
         x_mu, y_mu = s.x_mean, s.y_mean
         if scaling == "standard":
             x_sd, y_sd = _standard_scale(s.x_ss, s.x_mean, n), _standard_scale(s.y_ss, s.y_mean, n)
+        elif scaling == "isotropic":
+            x_sd, y_sd = _isotropic_scale(s.x_ss / n, s.x_mean), _isotropic_scale(s.y_ss / n, s.y_mean)
         else:
             x_sd, y_sd = torch.ones_like(s.x_mean), torch.ones_like(s.y_mean)
 
@@ -509,6 +533,13 @@ def solve_translation(stats, method="orthogonal", *, scaling="standard", alpha=0
         # random.  The map keeps only the determined part U_r V_r^T (a partial
         # isometry, zero elsewhere: the minimum-norm solution, as for "linear").
         M = U[:, :rank_] @ Vh[:rank_] if rank_ < full_rank else U @ Vh
+        if method == "orthogonal" and scaling == "isotropic" and d_x > d_y:
+            # a narrower target keeps only part of the source's variance: the
+            # source's scale is its std along the directions the map keeps, so
+            # that the translation has the target's total variance
+            kept = float((M * (G @ M)).sum()) / n
+            if kept > 0:
+                x_sd = x_sd * math.sqrt(kept)
         if method == "scaled":
             energy = float((M * (G @ M)).sum()) if d_x > d_y else float(ss.sum())
             scale = float(S.sum()) / energy if energy > 0 else 0.0
