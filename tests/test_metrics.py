@@ -216,10 +216,16 @@ def test_cka_invariant_to_orthogonal_maps_isotropic_scaling_and_translation(seed
 
 @given(seed=st.integers(0, 2**16))
 def test_cka_not_invariant_to_anisotropic_scaling(seed):
-    X, Y = _pair(n=40, dx=5, dy=4, seed=seed, noise=0.5)
-    D = np.diag([10.0, 1.0, 1.0, 0.1, 1.0])
-    assert abs(linear_cka(X @ D, Y) - linear_cka(X, Y)) > 1e-2
-    assert abs(rbf_cka(X @ D, Y) - rbf_cka(X, Y)) > 1e-2
+    # Y follows X's first feature; stretching that feature alone raises both CKAs.
+    # (With Y a random map of all features the change can be ~1e-4 for some draws:
+    # an example-dependent property, not one to assert for every seed.)  Measured
+    # over seeds 0-2999: linear +0.22 at least, RBF (seeds 0-499) +0.37 at least.
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(40, 5))
+    Y = X[:, :1] * np.array([[2.0, -1.0, 1.5, 1.0]]) + 0.5 * rng.normal(size=(40, 4))
+    D = np.diag([10.0, 1.0, 1.0, 1.0, 1.0])
+    assert linear_cka(X @ D, Y) - linear_cka(X, Y) > 0.05
+    assert rbf_cka(X @ D, Y) - rbf_cka(X, Y) > 0.05
 
 
 def test_rbf_cka_fixed_sigma_not_scale_invariant():
@@ -669,13 +675,14 @@ def test_scorers_with_metadata_routing():
                               scoring=scoring, refit="mrr", cv=3, error_score="raise")
         search.fit(X, labels, target=Y)
         assert search.cv_results_["mean_test_mrr"][0] > 0.9
-        # the routed scorer is the stitched accuracy on each fold's test rows (a reference
-        # computed the same way); it works (chance 0.5, measured 0.908 on 3 x 40 rows)
-        folds = [clf.score(clone(tr).fit(X[a], labels[a], target=Y[a]).transform(X[b]),
-                           labels[b])
+        # the routed scorer is, on each fold's test rows, the share of rows where the
+        # classifier decides the same on the translated source as on the routed target
+        # (a reference computed the same way, fold by fold; it works: chance 0.5)
+        folds = [np.mean(clf.predict(clone(tr).fit(X[a], labels[a], target=Y[a]).transform(X[b]))
+                         == clf.predict(Y[b]))
                  for a, b in KFold(3).split(X)]
-        assert search.cv_results_["mean_test_stitch"][0] == pytest.approx(np.mean(folds),
-                                                                          abs=1e-12)
+        np.testing.assert_allclose([search.cv_results_[f"split{i}_test_stitch"][0]
+                                    for i in range(3)], folds, rtol=0, atol=1e-12)
         assert search.cv_results_["mean_test_stitch"][0] > 0.75
         # labels as y but no routed target: a clear error, not a silent score
         search = GridSearchCV(tr, {"method": ["orthogonal"]},
