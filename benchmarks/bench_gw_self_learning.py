@@ -6,12 +6,13 @@ found pairs, whether an AlignmentWarning was raised), for
 
 * ``gw``: ``AnchorMatcher(discovery="gw", gw_samples=...)``, no pairs;
 * ``selflearn``: ``SelfLearningTranslator(seeds=s known pairs)`` (s >= 2);
-* ``selflearn_standard``: the same around ``ProcrustesTranslator()`` (the
-  library default, ``scaling="standard"``);
+* ``selflearn_standard``: the same around ``ProcrustesTranslator(scaling="standard")``;
 * ``seeds_only``: ProcrustesTranslator("orthogonal", scaling="center") on the s seeds;
-* ``ceiling``: ProcrustesTranslator on all training pairs (library default,
-  ``scaling="standard"``); ``ceiling_center``: the same with ``scaling="center"``
-  (the translator SelfLearningTranslator refits by default).
+* ``ceiling``: orthogonal ProcrustesTranslator on all training pairs with
+  ``scaling="standard"`` (the library default before 2026-12-07);
+  ``ceiling_center``: ``scaling="center"``; ``ceiling_isotropic``:
+  ``scaling="isotropic"``, the library default and the translator
+  SelfLearningTranslator refits by default.
 
 Run single-threaded on a shared machine::
 
@@ -78,7 +79,8 @@ def main(argv=None):
         A_tr, B_tr, A_te, B_te = A[tr], B[tr], A[te], B[te]
         head = LogisticRegression(max_iter=500).fit(B_tr, labels[tr])
         base = dict(dataset=args.dataset, source=a, target=b, n_train=len(tr), n_test=len(te))
-        for name, scaling in (("ceiling", "standard"), ("ceiling_center", "center")):
+        for name, scaling in (("ceiling", "standard"), ("ceiling_center", "center"),
+                              ("ceiling_isotropic", "isotropic")):
             ceil = ProcrustesTranslator(scaling=scaling).fit(A_tr, B_tr)
             rows.append(dict(base, method=name, n_pairs=len(tr), random_state=-1,
                              **evaluate(ceil.transform, A_te, B_te, head, labels[te])))
@@ -103,9 +105,10 @@ def main(argv=None):
                                 X[seeds[:, 0]], Y[seeds[:, 1]])
                             pairs = seeds
                         elif method in ("selflearn", "selflearn_standard"):
-                            # selflearn_standard refits the library default translator
-                            # (scaling="standard") instead of the wrapper's default ("center")
-                            inner = ProcrustesTranslator() if method == "selflearn_standard" else None
+                            # selflearn_standard refits a scaling="standard" translator
+                            # instead of the wrapper's default ("isotropic")
+                            inner = (ProcrustesTranslator(scaling="standard")
+                                     if method == "selflearn_standard" else None)
                             model = SelfLearningTranslator(inner, seeds=seeds, random_state=rs)
                             pairs = model.fit(X, Y).dictionary_
                         else:
