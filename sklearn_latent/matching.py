@@ -472,6 +472,10 @@ class AnchorMatcher(
     mutual CSLS matches than that null (:data:`RELIABILITY_THRESHOLD`), the
     spaces are probably not close enough to isometric for pair-free
     alignment (e.g. isotropic clusters): an :class:`AlignmentWarning` says so.
+    Not when more seeds than ``min(d_x, d_y)`` are given: the known pairs
+    then determine the map, and on spaces that are related but far from
+    isometric (VADER tokens, MiniLM-L6 -> USE, all 4,000 pairs given: at the
+    all-pairs ceiling) the mutual fraction stays low however right the map.
 
     ``discovery="relative"`` is the seed bootstrap of Cannistraci et al.
     (2023), :func:`discover_anchors`: it needs ``seeds`` (2 or more).
@@ -651,7 +655,8 @@ class AnchorMatcher(
         Warns
         -----
         AlignmentWarning
-            When the unsupervised score says the alignment is unlikely to be right.
+            When the unsupervised score says the alignment is unlikely to be
+            right (never with more seeds than ``min(d_x, d_y)``).
         """
         check_option(self.discovery, "discovery", DISCOVERIES)
         if self.discovery == "gw":
@@ -682,7 +687,10 @@ class AnchorMatcher(
         self.n_centroids_ = int(info["n_centroids"])
         self.candidate_scores_ = info["candidates"]
         self.null_mutual_fraction_ = info.get("null_mutual", math.nan)
-        if self.discovery != "relative" and not (
+        # more known pairs than dimensions determine the map: the pair-free failure
+        # signal (spaces too far from isometric to align by geometry) does not apply
+        determined = int(self.is_seed_.sum()) > min(X.shape[1], Y.shape[1])
+        if self.discovery != "relative" and not determined and not (
             _reliability(info["mutual"], info["null_mutual"]) >= RELIABILITY_THRESHOLD
         ):
             warnings.warn(

@@ -156,6 +156,26 @@ def test_isotropic_or_unrelated_spaces_warn_instead_of_a_silent_wrong_map():
         AnchorMatcher(**FAST).fit(X, unrelated)
 
 
+def test_no_warning_when_the_seeds_determine_the_map():
+    # related but far from isometric (noise as large as the signal): even the true map
+    # makes few rows mutual matches (measured 0.59 against a random start's 0.60), so
+    # the pair-free signal fires; with more known pairs than dimensions it does not apply
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 10))
+    perm = rng.permutation(400)
+    Y = (X @ ortho_group.rvs(10, random_state=0) + rng.normal(size=(400, 10)))[perm]
+    inv = np.argsort(perm)
+    seeds = np.stack([np.arange(400), inv], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(seeds=seeds, **FAST).fit(X, Y)
+    assert matcher.mutual_fraction_ < 0.5 * (1 + matcher.null_mutual_fraction_)
+    assert_array_equal(matcher.matched_pairs_[:400], seeds)
+    # 10 seeds (not more than the 10 dimensions) leave it to the signal: warned
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        AnchorMatcher(seeds=seeds[:10], **FAST).fit(X, Y)
+
+
 def test_deterministic_under_random_state():
     X, Y, _ = _hierarchical(n=300, seed=1)
     a = AnchorMatcher(**FAST).fit(X, Y)
