@@ -32,7 +32,9 @@ if it finds pairs, ``matched_pairs_`` (rows of X, rows of Y); ``seeds`` is an
 ``(s, 2)`` array or ``None``.  Methods that cannot run with a number of seeds
 raise ``ValueError``: the row is skipped and the reason printed.
 
-``--unpaired`` gives the two spaces disjoint halves of the training items
+``--refine-rows N`` sets :data:`sklearn_latent.matching.REFINE_ROWS` (``0``: X
+is never sampled), to compare the sampled self-learning with the full one on
+the same data (column ``refine_rows``).  ``--unpaired`` gives the two spaces disjoint halves of the training items
 (truly unpaired; precision is then undefined).  The digits data set has 1,797
 rows: there the test set is a third of the rows.
 
@@ -143,6 +145,13 @@ def evaluate(translate, A_te, B_te, head, y_te):
                 stitch=float(head.score(P.astype(B_te.dtype), y_te)))
 
 
+def _refine_rows():
+    """The matcher's REFINE_ROWS in force (0: X is never sampled)."""
+    import sklearn_latent.matching as matching
+
+    return 0 if matching.REFINE_ROWS >= 2**62 else int(matching.REFINE_ROWS)
+
+
 def split_rows(n, n_train, n_test):
     n_test = min(n_test, n // 3)
     n_train = min(n_train, n - n_test)
@@ -177,7 +186,8 @@ def main_run(args):
         own = head.score(B_te, y_te)
         base = dict(dataset=args.dataset, source=a, target=b, d_source=A.shape[1],
                     d_target=B.shape[1], n_train=len(tr), n_test=len(te),
-                    unpaired=args.unpaired, target_own=round(own, 4))
+                    unpaired=args.unpaired, target_own=round(own, 4),
+                    refine_rows=_refine_rows())
         ceil, info = run_method(lambda X, Y, s, r: ProcrustesTranslator().fit(X, Y),
                                 A_tr, B_tr, None, 0)
         rows.append(dict(base, method="ceiling", n_pairs=len(tr), random_state=-1,
@@ -320,6 +330,8 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--unpaired", action="store_true")
+    ap.add_argument("--refine-rows", type=int, default=None,
+                    help="set sklearn_latent.matching.REFINE_ROWS (0: never sample X)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="+", default=None, metavar="CSV",
                     help="only write docs/_static/zero_pair_table.md and zero_pair.png from CSVs")
@@ -329,6 +341,10 @@ def main(argv=None):
         static.mkdir(exist_ok=True)
         return report(args.report, static / "zero_pair_table.md", static / "zero_pair.png")
     args.methods = list(args.methods) + [register(spec) for spec in args.method]
+    if args.refine_rows is not None:
+        import sklearn_latent.matching as matching
+
+        matching.REFINE_ROWS = args.refine_rows if args.refine_rows > 0 else 2**62
     torch.set_num_threads(1)
     return main_run(args)
 
