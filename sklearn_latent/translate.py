@@ -372,10 +372,11 @@ class ProcrustesTranslator(
         paired target).  Used by :meth:`fit` only.
     scaling : {"isotropic", "standard", "center", None}, default="isotropic"
         ``"isotropic"``: each space is centered on its anchor mean and divided
-        by one std, the root of its total variance (for ``"orthogonal"`` with
-        a narrower target, the source's std along the directions the map
-        keeps), undone on the target side: the translation has the target's
-        total variance, and an exact ``y = s x Q + b`` is recovered.
+        by one std, the root of its mean per-feature variance, undone on the
+        target side (for ``"orthogonal"`` between different widths the
+        source's std is set so that the translation has the target's total
+        variance); an exact ``y = s x Q + b`` is recovered, and a fixed ridge
+        ``alpha`` means about what it means with ``"standard"``.
         ``"standard"``: each feature standardized with its own anchor mean and
         population std (zero std -> 1; the paper's choice).  ``"center"``:
         means only.  ``None``: raw coordinates (an orthogonal map about the

@@ -83,9 +83,9 @@ def reference_map(X, Y, method, scaling, alpha=0.0):
     if scaling == "standard":
         sx, sy = X.std(0), Y.std(0)
         sx[sx == 0], sy[sy == 0] = 1.0, 1.0
-    elif scaling == "isotropic":  # one std per space: the root of the total variance
-        sx = np.full(X.shape[1], np.sqrt(X.var(0).sum()))
-        sy = np.full(Y.shape[1], np.sqrt(Y.var(0).sum()))
+    elif scaling == "isotropic":  # one std per space: the root of the mean variance
+        sx = np.full(X.shape[1], np.sqrt(X.var(0).mean()))
+        sy = np.full(Y.shape[1], np.sqrt(Y.var(0).mean()))
     else:
         sx, sy = np.ones(X.shape[1]), np.ones(Y.shape[1])
     Xt, Yt = (X - mx) / sx, (Y - my) / sy
@@ -93,9 +93,8 @@ def reference_map(X, Y, method, scaling, alpha=0.0):
         U, S, Vt = np.linalg.svd(Xt.T @ Yt, full_matrices=False)
         R = U @ Vt
         if scaling == "isotropic" and method == "orthogonal":
-            # the translation gets the target's total variance (R keeps all of X's
-            # variance unless the target is narrower)
-            sx = sx * np.sqrt(np.sum((Xt @ R) ** 2) / n)
+            # the translation gets the target's total variance, d_y in scaled units
+            sx = sx * np.sqrt(np.sum((Xt @ R) ** 2) / n / Y.shape[1])
             Xt = (X - mx) / sx
         s = S.sum() / np.sum((Xt @ R) ** 2) if method == "scaled" else 1.0
         return lambda Z: (s * ((Z - mx) / sx) @ R) * sy + my
@@ -206,10 +205,28 @@ def test_isotropic_orthogonal_recovers_a_similarity_of_anisotropic_data(d_x, d_y
     assert tr.get_params()["scaling"] == "isotropic"
     np.testing.assert_allclose(tr.transform(X), Y, atol=1e-9)
     np.testing.assert_allclose(tr.map_, Q, atol=1e-10)
-    np.testing.assert_allclose(tr.x_scale_, np.sqrt(X.var(0).sum()), rtol=1e-12)
+    # one std per space; the source's makes the translation's total variance the target's
+    np.testing.assert_allclose(tr.y_scale_, np.sqrt(Y.var(0).mean()), rtol=1e-12)
+    np.testing.assert_allclose(tr.x_scale_, np.sqrt(X.var(0).sum() / d_y), rtol=1e-12)
     np.testing.assert_allclose(tr.inverse_transform(Y), X, atol=1e-9)
     standard = ProcrustesTranslator(scaling="standard").fit(X, Y)
     assert np.abs(standard.transform(X) - Y).max() > 1.0
+
+
+@pytest.mark.parametrize("method", ["orthogonal", "scaled", "linear", "affine"])
+def test_isotropic_equals_standard_when_every_feature_has_the_same_std(method):
+    # the one std is the root of the mean variance: on features of equal variances
+    # it is every feature's std, so the two scalings give the same map, fixed
+    # ridge alpha included (alpha means the same in both)
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(120, 6)) @ rng.normal(size=(6, 6))
+    Y = X @ rng.normal(size=(6, 6)) + rng.normal(size=(120, 6))
+    X = 3.0 * (X - X.mean(0)) / X.std(0) + 1.0
+    Y = 0.5 * (Y - Y.mean(0)) / Y.std(0) - 2.0
+    iso = ProcrustesTranslator(method, scaling="isotropic", alpha=5.0).fit(X, Y)
+    std = ProcrustesTranslator(method, scaling="standard", alpha=5.0).fit(X, Y)
+    np.testing.assert_allclose(iso.coef_, std.coef_, atol=1e-10)
+    np.testing.assert_allclose(iso.intercept_, std.intercept_, atol=1e-10)
 
 
 def test_isotropic_gives_a_narrower_target_its_total_variance():
@@ -224,8 +241,8 @@ def test_isotropic_gives_a_narrower_target_its_total_variance():
     assert T.var(0).sum() == pytest.approx(Y.var(0).sum(), rel=1e-10)
     R = tr.map_
     kept = np.sum(((X - X.mean(0)) @ R) ** 2) / 400
-    np.testing.assert_allclose(tr.x_scale_, np.sqrt(kept), rtol=1e-10)
-    assert tr.x_scale_[0] < 0.9 * np.sqrt(X.var(0).sum())
+    np.testing.assert_allclose(tr.x_scale_, np.sqrt(kept / 3), rtol=1e-10)
+    assert kept < 0.9 * X.var(0).sum()  # a narrower target keeps part of X's variance
     # it needs X^T X: statistics without it are refused with the reason
     lean = translation_stats(X, Y, gram=False)
     with pytest.raises(ValueError, match=r"scaling='isotropic', 12 -> 3 features\) needs"):
@@ -977,7 +994,7 @@ def test_gcv_scores_equal_brute_force_and_pick_its_minimum(method, scaling):
     if scaling == "standard":
         Xt, Yt = X / X.std(0), Y / Y.std(0)
     elif scaling == "isotropic":
-        Xt, Yt = X / np.sqrt(X.var(0).sum()), Y / np.sqrt(Y.var(0).sum())
+        Xt, Yt = X / np.sqrt(X.var(0).mean()), Y / np.sqrt(Y.var(0).mean())
     else:
         Xt, Yt = X, Y
     tr = ProcrustesTranslator(method, scaling=scaling, alpha="auto").fit(X, Y)

@@ -232,15 +232,15 @@ def _standard_scale(ss, mean, n):
     return torch.where(_constant_columns(ss, mean, n), torch.ones_like(var), var.sqrt())
 
 
-def _isotropic_scale(ss, mean):
-    """One std for every feature: the root of the total variance (0 -> 1), as a vector.
+def _isotropic_scale(var, mean):
+    """One std for every feature: the root of the mean per-feature variance (0 -> 1).
 
-    The rows' root mean squared distance to their mean, so the scaled rows
-    have unit mean squared norm; no single feature is divided by its own
-    (possibly tiny) std.
+    The scaled coordinates then have the magnitude of standardized ones (a
+    fixed ridge ``alpha`` means about what it means with ``"standard"``), but
+    no single feature is divided by its own (possibly tiny) std.
     """
-    total = float(ss.clamp_min(0).sum())
-    return torch.full_like(mean, math.sqrt(total) if total > 0 else 1.0)
+    total = float(var.clamp_min(0).sum())
+    return torch.full_like(mean, math.sqrt(total / mean.numel()) if total > 0 else 1.0)
 
 
 def _ridge_solve(G, C, alpha):
@@ -395,12 +395,13 @@ def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=
     Each space is first brought to its scaled coordinates
     ``x~ = (x - mu_x) / sigma_x`` and ``y~ = (y - mu_y) / sigma_y``
     (``scaling="isotropic"``: means, and one sigma per space, the root of its
-    total variance; ``"standard"``: means and population stds of the rows,
-    constant columns -> 1; ``"center"``: sigma = 1; ``None``: mu = 0,
-    sigma = 1).  With ``"isotropic"``, ``"orthogonal"`` and ``d_x > d_y``,
-    sigma_x is instead X's std along the directions ``R`` keeps,
-    ``sqrt(trace(R^T G R) / n)`` (needs ``G``), so that the translation has
-    the target's total variance.
+    mean per-feature variance; ``"standard"``: means and population stds of
+    the rows, constant columns -> 1; ``"center"``: sigma = 1; ``None``:
+    mu = 0, sigma = 1).  With ``"isotropic"``, ``"orthogonal"`` and
+    ``d_x != d_y``, sigma_x is instead ``sqrt(v / d_y)`` with ``v`` the
+    variance of X that ``R`` keeps (all of it when ``d_x < d_y``,
+    ``trace(R^T G R) / n`` when ``d_x > d_y``, which needs ``G``), so that
+    the translation has the target's total variance.
     Then, with ``C = X~^T Y~`` and ``G = X~^T X~``:
 
     ``"orthogonal"``
@@ -533,13 +534,13 @@ def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=
         # random.  The map keeps only the determined part U_r V_r^T (a partial
         # isometry, zero elsewhere: the minimum-norm solution, as for "linear").
         M = U[:, :rank_] @ Vh[:rank_] if rank_ < full_rank else U @ Vh
-        if method == "orthogonal" and scaling == "isotropic" and d_x > d_y:
-            # a narrower target keeps only part of the source's variance: the
-            # source's scale is its std along the directions the map keeps, so
-            # that the translation has the target's total variance
-            kept = float((M * (G @ M)).sum()) / n
+        if method == "orthogonal" and scaling == "isotropic" and d_x != d_y:
+            # the translation gets the target's total variance (d_y in its scaled
+            # coordinates): the source's scale follows the variance the map keeps
+            # (all of it onto a wider target, part of it onto a narrower one)
+            kept = float((M * (G @ M)).sum() if d_x > d_y else ss.sum()) / n
             if kept > 0:
-                x_sd = x_sd * math.sqrt(kept)
+                x_sd = x_sd * math.sqrt(kept / d_y)
         if method == "scaled":
             energy = float((M * (G @ M)).sum()) if d_x > d_y else float(ss.sum())
             scale = float(S.sum()) / energy if energy > 0 else 0.0
