@@ -82,6 +82,32 @@ def test_csls_equals_the_dense_formula_for_any_block_size():
     assert score == pytest.approx(C.max(1).mean()) and mutual == len(mutual_rows) / 70
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relative_pseudo_pairs_equal_the_dense_formula(dtype, monkeypatch):
+    # relative representations against the matched centroids, columns centered,
+    # rows normalized (in place, float64 column means over row blocks), then the
+    # mean of the top-k most similar target rows: as the plain numpy formula
+    rng = np.random.default_rng(3)
+    Xs = FM._normalize(torch.as_tensor(rng.normal(size=(30, 8)), dtype=dtype))
+    Y = FM._normalize(torch.as_tensor(rng.normal(size=(90, 8)), dtype=dtype))
+    CX = FM._normalize(torch.as_tensor(rng.normal(size=(12, 8)), dtype=dtype))
+    CY = FM._normalize(torch.as_tensor(rng.normal(size=(12, 8)), dtype=dtype))
+
+    def relative(Z, C):
+        R = Z.numpy().astype(np.float64) @ C.numpy().astype(np.float64).T
+        R -= R.mean(0)
+        return R / np.linalg.norm(R, axis=1, keepdims=True)
+
+    top = np.argsort(-(relative(Xs, CX) @ relative(Y, CY).T), axis=1, kind="stable")[:, :5]
+    ref = Y.numpy().astype(np.float64)[top].mean(1)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(FM.relative_pseudo_pairs(Xs, Y, CX, CY, 5).numpy(), ref, atol=tol)
+    # column means over several row blocks (here of 7 rows) give the same
+    monkeypatch.setattr(FM, "_MEAN_BLOCK_ELEMENTS", 7 * 12)
+    R = FM._relative_centered_normalized(Y, CY).numpy()
+    np.testing.assert_allclose(R, relative(Y, CY), atol=tol)
+
+
 def test_two_opt_gains_and_a_planted_permutation():
     rng = np.random.default_rng(0)
     C = rng.normal(size=(7, 3)) * [3.0, 1.0, 0.3]

@@ -378,10 +378,26 @@ def relative_pseudo_pairs(Xs, Y, CX, CY, top_k=50, batch_size=None):
     Relative representations ``cos(x, CX)`` and ``cos(y, CY)``, columns
     centered (over each space), compared by cosine.
     """
-    RX, RY = Xs @ CX.T, Y @ CY.T
-    RX = _normalize(RX - RX.to(_F64).mean(dim=0).to(RX.dtype))
-    RY = _normalize(RY - RY.to(_F64).mean(dim=0).to(RY.dtype))
+    RX = _relative_centered_normalized(Xs, CX)
+    RY = _relative_centered_normalized(Y, CY)
     return topk_mean_targets(RX, RY, Y, top_k, batch_size)
+
+
+#: elements of each float64 block of the column means below (32 MiB)
+_MEAN_BLOCK_ELEMENTS = 2**22
+
+
+def _relative_centered_normalized(Z, C):
+    """``N(Z C^T - mean(Z C^T))`` in place: one (n, n_c) matrix in memory (no float64
+    copy of it; the column means are float64 sums over row blocks)."""
+    R = Z @ C.T
+    mean = torch.zeros(R.shape[1], dtype=_F64, device=R.device)
+    step = max(1, _MEAN_BLOCK_ELEMENTS // max(1, R.shape[1]))
+    for start in range(0, R.shape[0], step):
+        mean += R[start : start + step].to(_F64).sum(dim=0)
+    R -= (mean / max(1, R.shape[0])).to(R.dtype)
+    norms = torch.linalg.vector_norm(R, dim=1, keepdim=True)
+    return R.div_(norms.clamp_min(torch.finfo(R.dtype).tiny ** 0.5))
 
 
 def _with_seeds(Xp, Yp, seeds_x, seeds_y, seed_weight):
