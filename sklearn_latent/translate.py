@@ -58,11 +58,7 @@ _LABELS_HINT = (
 )
 
 
-def _needs_gram(method, d_x, d_y, scaling=None):
-    """Whether solving needs ``X^T X`` (as :func:`~sklearn_latent.functional.solve_translation`)."""
-    return method in ("linear", "affine", "lowrank") or (
-        d_x > d_y and (method == "scaled" or (method == "orthogonal" and scaling == "isotropic"))
-    )
+_needs_gram = F._needs_gram
 
 
 # The attributes solved from ``stats_``: after partial_fit they are computed on

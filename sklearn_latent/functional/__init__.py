@@ -539,6 +539,7 @@ from ._translation import (  # noqa: E402
     TranslationStats,
     _as_stats,
     _constant_columns,
+    _needs_gram,
     _ridge_gcv,
     _standard_scale,
     merge_translation_stats,

@@ -232,6 +232,13 @@ def _standard_scale(ss, mean, n):
     return torch.where(_constant_columns(ss, mean, n), torch.ones_like(var), var.sqrt())
 
 
+def _needs_gram(method, d_x, d_y, scaling):
+    """Whether :func:`solve_translation` needs ``X^T X`` for this method, widths and scaling."""
+    return method in ("linear", "affine", "lowrank") or (
+        d_x > d_y and (method == "scaled" or (method == "orthogonal" and scaling == "isotropic"))
+    )
+
+
 def _isotropic_scale(var, mean):
     """One std for every feature: the root of the mean per-feature variance (0 -> 1).
 
@@ -484,11 +491,7 @@ def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=
                 f"rank={rank} exceeds min(d_x, d_y)={min(d_x, d_y)}, the largest rank of a "
                 f"({d_x}, {d_y}) map."
             )
-    regression = method in ("linear", "affine", "lowrank")
-    needs_gram = regression or (
-        d_x > d_y and (method == "scaled" or (method == "orthogonal" and scaling == "isotropic"))
-    )
-    if needs_gram and s.xx is None:
+    if _needs_gram(method, d_x, d_y, scaling) and s.xx is None:
         raise ValueError(
             f"method={method!r} (scaling={scaling!r}, {d_x} -> {d_y} features) needs the "
             "statistics computed with gram=True."
