@@ -230,9 +230,9 @@ def test_isotropic_equals_standard_when_every_feature_has_the_same_std(method):
 
 
 def test_isotropic_gives_a_narrower_target_its_total_variance():
-    # d_x > d_y: the map keeps part of X's variance; the source's scale is its std
-    # along the kept directions, so the translation has the target's total
-    # variance (dividing by X's whole std would shrink it toward the mean)
+    # d_x > d_y: the map keeps part of X's variance; the source's scale follows the
+    # variance kept, so the translation has the target's total variance (scaling by
+    # all of X's variance would shrink it toward the mean)
     rng = np.random.default_rng(12)
     X = rng.normal(size=(400, 12)) * np.linspace(0.5, 2.0, 12)
     Y = X @ rng.normal(size=(12, 3)) + 0.3 * rng.normal(size=(400, 3))
