@@ -58,6 +58,17 @@ def check_option(value, name, options):
     raise ValueError(f"{name}={value!r} is not supported; expected one of {shown}.")
 
 
+def check_csls(csls):
+    """``None`` (plain cosine) or the positive number of neighbours of the CSLS terms."""
+    if csls is None:
+        return None
+    if isinstance(csls, bool) or not isinstance(csls, numbers.Integral):
+        raise TypeError(f"csls must be None or an int (neighbours), got {csls!r}.")
+    if csls < 1:
+        raise ValueError(f"csls must be a positive number of neighbours, got {csls}.")
+    return int(csls)
+
+
 def check_batch_size(batch_size):
     """``None`` (one chunk), ``"auto"`` (chunks from a memory budget) or a positive int."""
     if batch_size is None:

@@ -15,6 +15,7 @@ from ._backend import (
     atomic_fit,
     auto_batch_rows,
     check_batch_size,
+    check_csls,
     check_input,
     check_params_unchanged,
     chunk_bounds,
@@ -476,10 +477,7 @@ class ASIFClassifier(ClassifierMixin, BaseEstimator):
         dtype = torch_dtype(X)
         if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
             raise TypeError(f"n_neighbors must be an int, got {n_neighbors!r}.")
-        if csls is not None and (isinstance(csls, bool) or not isinstance(csls, numbers.Integral)):
-            raise TypeError(f"csls must be None or an int (neighbours), got {csls!r}.")
-        if csls is not None and csls < 1:
-            raise ValueError(f"csls must be a positive number of neighbours, got {csls}.")
+        csls = check_csls(csls)
         with torch.no_grad():
             if candidates is None:
                 support = fitted_tensor(self, "prompt_support_", device, torch.int64)

@@ -176,8 +176,10 @@ def test_retention_bad_input(rng):
         retention_report(Q, C, L[:-1], corpus_translator=t)
     with pytest.raises(ValueError, match="k=0"):
         retention_report(Q, C, L, corpus_translator=t, k=0)
-    with pytest.raises(ValueError, match="csls must be None or a positive int"):
+    with pytest.raises(ValueError, match="csls must be a positive number of neighbours"):
         retention_report(Q, C, L, corpus_translator=t, csls=0)
+    with pytest.raises(TypeError, match="csls must be None or an int"):
+        retention_report(Q, C, L, corpus_translator=t, csls=True)
     with pytest.raises(ValueError, match="needs metric='cosine'"):
         search_top_k(Q, C, 3, metric="dot", csls=3)
     with pytest.raises(ValueError, match="n_relevant=0"):

@@ -317,5 +317,7 @@ def test_retrieval_metrics_under_csls():
     assert mean_rank(P, T, csls=4) == pytest.approx(ranks.mean())
     assert mean_reciprocal_rank(P, T, csls=4) == pytest.approx(np.mean(1 / ranks))
     assert top_k_accuracy(P, T, csls=4) > top_k_accuracy(P, T)  # the hubness correction helps
-    with pytest.raises(ValueError, match="csls must be None or a positive int"):
+    with pytest.raises(ValueError, match="csls must be a positive number of neighbours, got 0"):
         top_k_accuracy(P, T, csls=0)
+    with pytest.raises(TypeError, match="csls must be None or an int"):
+        mean_rank(P, T, csls=2.5)

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from .. import functional as F
-from .._backend import check_batch_size, check_input, check_option, to_tensor, torch_dtype
+from .._backend import (
+    check_batch_size,
+    check_csls,
+    check_input,
+    check_option,
+    to_tensor,
+    torch_dtype,
+)
 from ._common import _BLOCK_ELEMENTS
 
 #: Settings of a :class:`RetentionReport`, in display order.
@@ -135,10 +142,9 @@ def _corpus_chunks(corpus, translator, step, device, dtype):
 
 
 def _check_csls(csls, metric):
+    csls = check_csls(csls)
     if csls is None:
         return None
-    if isinstance(csls, bool) or not isinstance(csls, numbers.Integral) or csls < 1:
-        raise ValueError(f"csls must be None or a positive int (neighbours), got {csls!r}.")
     if metric != "cosine":
         raise ValueError(f"csls ranks by cosines; it needs metric='cosine', got {metric!r}.")
     return int(csls)

@@ -1,12 +1,11 @@
 """Retrieval quality of translated points: paired cosine, top-k, MRR, mean rank."""
 
-import numbers
-
 import torch
 
 from .. import functional as F
 from .._backend import (
     check_batch_size,
+    check_csls,
 )
 from ._common import (
     _F64,
@@ -23,10 +22,9 @@ from ._common import (
 # --------------------------------------------------------------------------
 def _csls_terms(Y_pred, Y_true, csls, batch_size):
     """Hubness terms ``(r_pred, r_true)`` of CSLS with ``csls`` neighbours, or None."""
+    csls = check_csls(csls)
     if csls is None:
         return None
-    if isinstance(csls, bool) or not isinstance(csls, numbers.Integral) or csls < 1:
-        raise ValueError(f"csls must be None or a positive int (neighbours), got {csls!r}.")
     from ..functional import _matching as FM
 
     P, T = F._safe_normalize(Y_pred), F._safe_normalize(Y_true)
