@@ -234,8 +234,9 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             prev = None
             for it in range(n_refine + 1):
                 Z = FM.center_normalize(to_tensor(_apply(translator, X), dev, dtype))
-                with torch.no_grad():
-                    rows, cols, score = FM.csls_mutual_nn(Z, Yn, csls_k, self.batch_size)
+                with torch.no_grad():  # the dictionary and, for the last Z, its score
+                    rows, cols, score, final, mutual = FM.csls_dictionary(
+                        Z, Yn, csls_k, self.batch_size)
                 rows, cols = rows.cpu().numpy(), cols.cpu().numpy()
                 score = score.cpu().to(torch.float64).numpy()
                 free = ~(np.isin(rows, seeds[:, 0]) | np.isin(cols, seeds[:, 1]))
@@ -249,9 +250,7 @@ class SelfLearningTranslator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     break
                 translator = clone(base).fit(_rows(X, pairs[:, 0]), _rows(Y, pairs[:, 1]))
                 prev = pairs
-            with torch.no_grad():
-                score, mutual = FM.alignment_score(Z, Yn, csls_k, self.batch_size)
-            return translator, prev if prev is not None else seeds, it, score, mutual
+            return translator, prev if prev is not None else seeds, it, final, mutual
 
         with warnings.catch_warnings():
             # a few seeds leave a wide map underdetermined: that is the point of refining

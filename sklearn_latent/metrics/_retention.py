@@ -147,7 +147,7 @@ def _check_csls(csls, metric):
         return None
     if metric != "cosine":
         raise ValueError(f"csls ranks by cosines; it needs metric='cosine', got {metric!r}.")
-    return int(csls)
+    return csls
 
 
 def search_top_k(queries, corpus, k, *, metric="cosine", transform=None, batch_size=None,
