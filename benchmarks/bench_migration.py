@@ -594,15 +594,13 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="JSON results (default: /tmp/bench_migration_*)")
     args = p.parse_args(argv)
     out = args.out or f"/tmp/bench_migration_{args.what}.json"
+    pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
     if args.what == "retention":
-        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
         print(retention_markdown(retention(args.cache, out, pairs)))
     elif args.what == "zeropair":
-        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
         nc = args.n_centroids if args.n_centroids == "auto" else int(args.n_centroids)
         print(zeropair_markdown(zeropair(args.cache, out, pairs, nc, args.n_runs)))
     elif args.what == "adapter":
-        pairs = [tuple(x.split(":")) for x in args.pairs.split(",")] if args.pairs else None
         print(adapter_markdown(adapter(args.cache, out, pairs)))
     elif args.what == "plot":
         print(plot(json.loads(Path(args.json).read_text()), args.out or "migration_curve.png"))

@@ -16,7 +16,7 @@ precision of the discovered pairs (true pairs / pairs) and whether an
 Usage::
 
     python benchmarks/bench_zeropair_scale.py                  # 2,000 to 20,000 per side (~3 min)
-    python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (~7 min, 2 GiB)
+    python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (~7 min idle, 1.4 GiB)
     python benchmarks/bench_zeropair_scale.py --quick          # 1,000 per side, a smoke test
 """
 
