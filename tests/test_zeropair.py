@@ -86,8 +86,10 @@ def test_csls_equals_the_dense_formula_for_any_block_size():
 def test_relative_pseudo_pairs_equal_the_dense_formula(dtype, monkeypatch):
     # relative representations against the matched centroids, columns centered,
     # rows normalized (in place, float64 column means over row blocks), then the
-    # mean of the top-k most similar target rows: as the plain numpy formula
-    rng = np.random.default_rng(3)
+    # mean of the top-k most similar target rows: as the plain numpy formula.  Seed 15:
+    # every query's 5th and 6th similarities differ by >= 1.5e-3, so the top 5 is not
+    # decided by float32 rounding (seed 3 had a gap of 5e-6)
+    rng = np.random.default_rng(15)
     Xs = FM._normalize(torch.as_tensor(rng.normal(size=(30, 8)), dtype=dtype))
     Y = FM._normalize(torch.as_tensor(rng.normal(size=(90, 8)), dtype=dtype))
     CX = FM._normalize(torch.as_tensor(rng.normal(size=(12, 8)), dtype=dtype))
