@@ -29,7 +29,7 @@ from .translate import ProcrustesTranslator
 __all__ = ["AlignmentWarning", "AnchorMatcher", "discover_anchors"]
 
 MATCHINGS = ("mutual_nn", "sinkhorn")
-DISCOVERIES = ("centroids", "relative", "gw")
+DISCOVERIES = ("auto", "centroids", "profiles", "relative", "gw")
 #: Cluster counts tried by ``n_centroids="auto"`` (kept: the most mutual CSLS matches).
 AUTO_CENTROIDS = (10, 20, 30, 50)
 #: Rows per space in each subsampled k-means run of the centroid matching.
@@ -56,6 +56,19 @@ MAX_WIDTH = 256
 #: then costs in proportion to n_y, not n_x * n_y); one final evaluation over
 #: all rows gives the pairs.
 REFINE_ROWS = 5000
+#: Reference rows of each space's similarity profiles (``discovery="profiles"``):
+#: measured on Austen passages (4,000 rows, MiniLM-L6 -> USE), 2,000 reference
+#: rows find a third as many correct first matches as 4,000.
+PROFILE_ROWS = 4000
+#: Order statistics kept of each similarity profile (500 of 4,000 find as many
+#: correct first matches as all of them).
+PROFILE_QUANTILES = 500
+#: Stochastic dictionary induction of ``discovery="profiles"``
+#: (:func:`~sklearn_latent.functional._matching.refine_stochastic`): the first
+#: keep probability, the rounds at each keep probability, and the most rounds.
+STOCHASTIC_KEEP = 0.1
+STOCHASTIC_ROUNDS = 15
+MAX_STOCHASTIC_ROUNDS = 200
 
 
 def _reliability(mutual, null):
@@ -305,7 +318,7 @@ def _pair_free(X, Y, seeds, est, rng):
     Xn = FM.principal_width(FM.center_normalize(X), MAX_WIDTH)
     Yn = FM.principal_width(FM.center_normalize(Y), MAX_WIDTH)
     n_min = min(X.shape[0], Y.shape[0])
-    grid = _centroid_grid(est.n_centroids, n_min)
+    grid = [] if est.discovery == "profiles" else _centroid_grid(est.n_centroids, n_min)
     seed_rng = np.random.default_rng(rng.randint(2**31))
     sx = sy = None
     if seeds is not None and len(seeds):
@@ -335,42 +348,84 @@ def _pair_free(X, Y, seeds, est, rng):
                                            est.csls_k, est.batch_size)
         return (mutual, score, k, W)
 
-    candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
-    if est.discovery == "gw":  # GW plans on subsamples instead of the centroid matching
-        from .functional import _gw as FG
+    def final(W):
+        # the dictionary under W and its score from one evaluation; then the pairs
+        # from every row of X when X was sampled
+        r, c, sc, score, mutual = FM.csls_dictionary(FM._normalize(Xs @ W), Yn, est.csls_k,
+                                                     est.batch_size)
+        if Xs is not Xn:
+            r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
+        return dict(W=W, rows=r, cols=c, scores=sc, score=score, mutual=mutual)
 
-        n_gw = _check_int(est.gw_samples, "gw_samples", 2)
-        for W0, _ in FG.gw_maps(Xn.detach().cpu().to(torch.float64).numpy(),
-                                Yn.detach().cpu().to(torch.float64).numpy(), n_gw, GW_RUNS,
-                                seed_rng):
-            candidates.append(candidate(torch.as_tensor(W0, device=Xn.device).to(Xn.dtype),
-                                        min(n_gw, n_min)))
-        grid = []
-    for k in grid:
-        CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, SUBSAMPLE, 10, seed_rng)
-        Y_hat = FM.relative_pseudo_pairs(Xn[rows], Yn, CX, CY, 50, est.batch_size)
-        candidates.append(candidate(
-            FM.procrustes_polar(*FM._with_seeds(Xn[rows], Y_hat, sx, sy, seed_weight)), k))
-    if seeds is not None and len(seeds) >= 2:
-        candidates.append(candidate(FM.procrustes_polar(sx, sy), 0))
-    best = max(candidates, key=lambda c: c[:2])
-    W = FM.refine_by_neighbours(Xn, Yn, best[3], est.n_refine - quick, rng=seed_rng, **kw)
-    W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
-    # the dictionary under the final W and its score come from one evaluation
-    r, c, sc, final, mutual = FM.csls_dictionary(FM._normalize(Xs @ W), Yn, est.csls_k,
-                                                 est.batch_size)
-    if Xs is not Xn:  # the pairs from every row of X
-        r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
+    candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
+    kept = None
+    if est.discovery != "profiles":
+        if est.discovery == "gw":  # GW plans on subsamples instead of the centroid matching
+            from .functional import _gw as FG
+
+            n_gw = _check_int(est.gw_samples, "gw_samples", 2)
+            for W0, _ in FG.gw_maps(Xn.detach().cpu().to(torch.float64).numpy(),
+                                    Yn.detach().cpu().to(torch.float64).numpy(), n_gw,
+                                    GW_RUNS, seed_rng):
+                candidates.append(candidate(
+                    torch.as_tensor(W0, device=Xn.device).to(Xn.dtype), min(n_gw, n_min)))
+            grid = []
+        for k in grid:
+            CX, CY, _ = FM.centroid_pairs(Xn, Yn, k, est.n_runs, SUBSAMPLE, 10, seed_rng)
+            Y_hat = FM.relative_pseudo_pairs(Xn[rows], Yn, CX, CY, 50, est.batch_size)
+            candidates.append(candidate(
+                FM.procrustes_polar(*FM._with_seeds(Xn[rows], Y_hat, sx, sy, seed_weight)), k))
+        if seeds is not None and len(seeds) >= 2:
+            candidates.append(candidate(FM.procrustes_polar(sx, sy), 0))
+        best = max(candidates, key=lambda c: c[:2])
+        W = FM.refine_by_neighbours(Xn, Yn, best[3], est.n_refine - quick, rng=seed_rng, **kw)
+        W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
+        kept = dict(final(W), route="gw" if est.discovery == "gw" else "centroids",
+                    n_centroids=best[2])
     # the null: the same self-learning from a random orthogonal map reaches this score
-    Q = FM.polar(torch.as_tensor(seed_rng.normal(size=tuple(W.shape)), device=W.device))
-    Q = FM.refine_by_csls(Xs, Yn, Q.to(W.dtype), est.n_self_learning, k=est.csls_k,
+    shape = (Xn.shape[1], Yn.shape[1])
+    Q = FM.polar(torch.as_tensor(seed_rng.normal(size=shape), device=Xn.device))
+    Q = FM.refine_by_csls(Xs, Yn, Q.to(Xn.dtype), est.n_self_learning, k=est.csls_k,
                           batch_size=est.batch_size)
     null, null_mutual = FM.alignment_score(FM._normalize(Xs @ Q), Yn, est.csls_k,
                                            est.batch_size)
-    info = dict(score=final, mutual=mutual, null=null, null_mutual=null_mutual,
-                n_centroids=best[2],
-                candidates=np.array([[c_[2], c_[0], c_[1]] for c_ in candidates]))
-    return W, r, c, sc, info
+    if est.discovery == "profiles" or (
+        est.discovery == "auto"
+        and not _reliability(kept["mutual"], null_mutual) >= RELIABILITY_THRESHOLD
+    ):
+        W = _profile_route(Xs, Yn, sx, sy, seed_weight, est, seed_rng)
+        W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
+        profiled = dict(final(W), route="profiles", n_centroids=0)
+        # "auto" swaps the centroid route's map for this one only where this one
+        # passes the failure signal: between two maps that fail it, the first stays
+        if kept is None or _reliability(profiled["mutual"],
+                                        null_mutual) >= RELIABILITY_THRESHOLD:
+            kept = profiled
+    info = dict(score=kept["score"], mutual=kept["mutual"], null=null,
+                null_mutual=null_mutual, n_centroids=kept["n_centroids"],
+                route=kept["route"],
+                candidates=np.array([[c_[2], c_[0], c_[1]] for c_ in candidates]).reshape(-1, 3))
+    return kept["W"], kept["rows"], kept["cols"], kept["scores"], info
+
+
+def _profile_route(Xs, Yn, sx, sy, seed_weight, est, seed_rng):
+    """VecMap's start: similarity profiles matched under CSLS, then stochastic dictionary
+    induction, on ``Xs`` and a sample of at most :data:`REFINE_ROWS` rows of y."""
+    Ys = Yn
+    if Yn.shape[0] > REFINE_ROWS:
+        Ys = _rows(Yn, np.sort(seed_rng.choice(Yn.shape[0], REFINE_ROWS, replace=False)))
+    # profiles of one length: no more order statistics than either reference has rows
+    length = min(PROFILE_QUANTILES, PROFILE_ROWS, Xs.shape[0], Ys.shape[0])
+    PX = FM.similarity_profiles(Xs, PROFILE_ROWS, length, seed_rng, est.batch_size)
+    PY = FM.similarity_profiles(Ys, PROFILE_ROWS, length, seed_rng, est.batch_size)
+    kw = dict(seeds_x=sx, seeds_y=sy, seed_weight=seed_weight, batch_size=est.batch_size)
+    W = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
+    del PX, PY
+    W, _ = FM.refine_stochastic(Xs, Ys, W, k=est.csls_k, keep=STOCHASTIC_KEEP,
+                                rounds_per_level=STOCHASTIC_ROUNDS,
+                                max_rounds=MAX_STOCHASTIC_ROUNDS,
+                                seed=int(seed_rng.integers(2**31)), **kw)
+    return W
 
 
 class _MatchedTranslatorMixin(TransformerMixin):
@@ -432,7 +487,14 @@ class AnchorMatcher(
     ``transform`` maps X-space rows into y's space (zero-shot stitching: a
     classifier trained on y applies to them).
 
-    ``discovery="centroids"`` (default) needs no pairs (after mini-vec2vec,
+    ``discovery="auto"`` (default) runs the centroid route below and, when
+    the failure signal below says its map is unlikely to be right, the
+    profile route; it keeps the profile route's map only where that one
+    passes the signal (of two failed maps, the centroid route's stays).  On
+    spaces that align it costs no more than ``"centroids"`` and gives the
+    same result.
+
+    ``discovery="centroids"`` needs no pairs (after mini-vec2vec,
     Dar 2025, and MUSE, Conneau et al. 2018), on each space centered and
     row-normalized:
 
@@ -477,6 +539,23 @@ class AnchorMatcher(
     isometric (VADER tokens, MiniLM-L6 -> USE, all 4,000 pairs given: at the
     all-pairs ceiling) the mutual fraction stays low however right the map.
 
+    ``discovery="profiles"`` needs no pairs either (VecMap's unsupervised
+    start, Artetxe et al. 2018): each row's sorted similarities to
+    :data:`PROFILE_ROWS` rows of its own space (a profile that a rotation and
+    a new order of the rows leave unchanged, reduced to
+    :data:`PROFILE_QUANTILES` order statistics) are matched across the
+    spaces under CSLS, both ways; Procrustes on that weak dictionary; then
+    stochastic dictionary induction: rounds of the same matching from the
+    current map with each CSLS entry dropped with probability ``1 - keep``,
+    ``keep`` = 0.1, 0.2, 0.4, 0.8 for :data:`STOCHASTIC_ROUNDS` rounds each,
+    then 1 while VecMap's objective improves (at most
+    :data:`MAX_STOCHASTIC_ROUNDS` rounds); then step 4.  It runs on the
+    sample of X above and a sample of as many rows of y; each round costs
+    one ``5,000 x 5,000`` similarity pass at most.  Where the centroids find
+    no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs
+    right) it reaches every pair; it fails, with the warning, where the
+    spaces are far from isometric.
+
     ``discovery="relative"`` is the seed bootstrap of Cannistraci et al.
     (2023), :func:`discover_anchors`: it needs ``seeds`` (2 or more).
 
@@ -499,7 +578,7 @@ class AnchorMatcher(
         Known parallel pairs ``(row of X, row of y)`` (a parameter of the data
         the estimator is fitted on, like the explicit ``anchors`` indices of
         :class:`~sklearn_latent.RelativeProjector`); ``None``: no known pairs.
-    discovery : {"centroids", "relative", "gw"}, default="centroids"
+    discovery : {"auto", "centroids", "profiles", "relative", "gw"}, default="auto"
     n_centroids : int or "auto", default="auto"
         Clusters per space of the centroid matching (at least
         :data:`MIN_ROWS_PER_CLUSTER` rows each).
@@ -522,8 +601,9 @@ class AnchorMatcher(
     method : {"orthogonal", "scaled", "linear", "affine"}, default="orthogonal"
         Translator fitted on the discovered pairs.
     random_state : int, RandomState instance or None, default=None
-        Subsamples, k-means and assignment restarts of ``"centroids"``, and
-        the sample of :data:`REFINE_ROWS` rows of X.
+        Subsamples, k-means and assignment restarts of ``"centroids"``, the
+        reference rows and dropout of ``"profiles"``, and the sample of
+        :data:`REFINE_ROWS` rows of X.
     batch_size : int, "auto" or None, default=None
         Rows per chunk of the matching and of ``transform`` (see :doc:`/arrays`);
         never changes the result.  The matching never forms the ``n_x x n_y``
@@ -554,11 +634,15 @@ class AnchorMatcher(
         both fractions are higher than over all rows: fewer queries compete
         for each candidate.
     n_centroids_ : int
-        The cluster count kept (0: the seeds-only map won; ``"relative"``: 0;
-        ``"gw"``: the rows of the GW subsample).
+        The cluster count kept (0: the seeds-only map won, or the profile
+        route; ``"relative"``: 0; ``"gw"``: the rows of the GW subsample).
+    discovery_ : str
+        The route whose map was kept: ``"centroids"``, ``"profiles"``,
+        ``"gw"`` or ``"relative"`` (``"auto"`` gives one of the first two).
     candidate_scores_ : ndarray of shape (n_candidates, 3)
-        ``(n_centroids, mutual fraction, score)`` of each candidate map before
-        the final rounds (``n_centroids`` 0: the seeds-only map).
+        ``(n_centroids, mutual fraction, score)`` of each candidate map of the
+        centroid (or GW) route before the final rounds (``n_centroids`` 0: the
+        seeds-only map); no rows for ``"profiles"`` and ``"relative"``.
     translator_ : ProcrustesTranslator
         Fitted on ``X[matched_pairs_[:, 0]]`` and ``y[matched_pairs_[:, 1]]``.
     n_features_in_ : int
@@ -604,7 +688,7 @@ class AnchorMatcher(
         n_anchors=None,
         *,
         seeds=None,
-        discovery="centroids",
+        discovery="auto",
         n_centroids="auto",
         n_runs=30,
         n_refine=50,
@@ -667,7 +751,7 @@ class AnchorMatcher(
         if self.discovery == "relative":
             pairs, conf = self._fit_relative(X, Y)
             info = dict(score=math.nan, mutual=math.nan, null_mutual=math.nan, n_centroids=0,
-                        candidates=np.zeros((0, 2)))
+                        route="relative", candidates=np.zeros((0, 3)))
         else:
             pairs, conf, info = self._fit_centroids(X, Y)
         if pairs.shape[0] < 2:
@@ -685,6 +769,7 @@ class AnchorMatcher(
         self.alignment_score_ = info["score"]
         self.mutual_fraction_ = info["mutual"]
         self.n_centroids_ = int(info["n_centroids"])
+        self.discovery_ = info["route"]
         self.candidate_scores_ = info["candidates"]
         self.null_mutual_fraction_ = info.get("null_mutual", math.nan)
         # more known pairs than dimensions determine the map: the pair-free failure
@@ -733,7 +818,8 @@ class AnchorMatcher(
         dev = resolve_device(self.device, X)
         dtype = torch_dtype(X)
         Xt, Yt = to_tensor(X, dev, dtype), to_tensor(Y, dev, dtype)
-        _centroid_grid(self.n_centroids, min(X.shape[0], Y.shape[0]))
+        if self.discovery != "profiles":
+            _centroid_grid(self.n_centroids, min(X.shape[0], Y.shape[0]))
         _check_not_constant(Xt, "X")
         _check_not_constant(Yt, "y")
         with torch.no_grad():

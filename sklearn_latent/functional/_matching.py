@@ -17,6 +17,13 @@ row-normalized spaces ``X`` (n_x, d_x) and ``Y`` (n_y, d_y) and an orthogonal
 4. self-learning: the dictionary of mutual nearest neighbours under CSLS,
    ``W = polar(X_D^T Y_D)``, a few rounds.
 
+A second start (VecMap's, Artetxe et al. 2018) replaces steps 1-3 where the
+centroids fail: each row's sorted similarities to its own space
+(:func:`similarity_profiles`, invariant to rotations and to the order of
+the rows) are matched across the spaces under CSLS, and the map is grown
+from that weak dictionary by stochastic dictionary induction
+(:func:`refine_stochastic`).
+
 Every ``n_x x n_y`` similarity is evaluated by 32-row aligned blocks of X
 (never materialized; results independent of the block size).
 """
@@ -35,6 +42,8 @@ __all__ = [
     "quadratic_assignment_2opt",
     "polar",
     "procrustes_polar",
+    "refine_stochastic",
+    "similarity_profiles",
 ]
 
 _F64 = torch.float64
@@ -442,3 +451,134 @@ def refine_by_csls(X, Y, W, n_rounds, *, k=10, seeds_x=None, seeds_y=None, seed_
         rows, cols, _ = csls_mutual_nn(_normalize(X @ W), Y, k, batch_size)
         W = procrustes_polar(*_with_seeds(X[rows], Y[cols], seeds_x, seeds_y, seed_weight))
     return W
+
+
+def similarity_profiles(Z, n_ref, n_quantiles, rng, batch_size=None):
+    """Sorted similarity profile of every row of ``Z``: VecMap's unsupervised start.
+
+    ``Z`` (n, d), centered and row-normalized.  A reference sample ``R`` of
+    ``n_ref`` rows (all rows when ``n <= n_ref``) gives the half-whitened
+    similarities ``z (R^T R)^{-1/2} R^T`` (for ``R = Z`` the rows of
+    ``sqrt(Z Z^T)``, Artetxe et al. 2018); each row is sorted, reduced to
+    ``n_quantiles`` evenly spaced order statistics (an empirical quantile
+    function) and the profiles are row-normalized, centered and
+    row-normalized again.  With a reference sample (``n > n_ref``) the
+    profiles are noisier: the two spaces' samples hold different items.  Sorting forgets
+    which rows are similar and keeps how similar, so the profile of an item is
+    the same in two spaces that differ by a rotation and an order of the rows;
+    across encoders it is close where their geometries are.
+
+    ``rng`` a numpy Generator (the reference sample).  Memory
+    ``O(block * n_ref + n * n_quantiles)``.
+
+    Returns
+    -------
+    Tensor of shape (n, min(n_quantiles, n_ref))
+    """
+    n = Z.shape[0]
+    ref = Z if n <= n_ref else Z[torch.as_tensor(np.sort(rng.choice(n, n_ref, replace=False)),
+                                                 device=Z.device)]
+    vals, vecs = torch.linalg.eigh(ref.to(_F64).T @ ref.to(_F64))
+    inv_sqrt = (vecs / vals.clamp_min(vals.max() * 1e-12).sqrt()) @ vecs.T
+    m = ref.shape[0]
+    cols = torch.linspace(0, m - 1, min(n_quantiles, m), dtype=_F64).round().long()
+    cols = cols.to(Z.device)
+    P = torch.empty((n, cols.shape[0]), dtype=Z.dtype, device=Z.device)
+    Zw = (Z.to(_F64) @ inv_sqrt).to(Z.dtype)
+    for start, stop in _blocks(Zw, ref, batch_size):
+        P[start:stop] = torch.sort(Zw[start:stop] @ ref.T, dim=1).values[:, cols]
+    return center_normalize(_normalize(P))
+
+
+def _union_dictionary(A, B, k, batch_size, dropped=None):
+    """CSLS best match of every row of ``A`` in ``B`` and of every row of ``B`` in ``A``,
+    except where ``dropped`` (bool, len(A) x len(B)) is set; and the objective.
+
+    Returns ``(fwd, bwd, objective)``: ``fwd[i]`` the match of ``A[i]``,
+    ``bwd[j]`` that of ``B[j]``, the objective the mean of the best plain
+    cosine of each row of ``A`` and of each row of ``B`` (VecMap's).  A
+    dropped entry gets CSLS -8 (CSLS lies in [-4, 4]): it is never a match
+    unless its whole row (column) is dropped.
+    """
+    n, m = A.shape[0], B.shape[0]
+    blocks = _blocks(A, B, batch_size)
+    single = len(blocks) == 1  # one block: its similarities serve both passes
+    S_all = A @ B.T if single else None
+    r_a, r_b = csls_hubness(((s, e, S_all if single else A[s:e] @ B.T) for s, e in blocks), k)
+    fwd = torch.empty(n, dtype=torch.int64, device=A.device)
+    best_a = torch.empty(n, dtype=_F64, device=A.device)
+    col_val = torch.full((m,), -math.inf, dtype=A.dtype, device=A.device)
+    col_arg = torch.zeros(m, dtype=torch.int64, device=A.device)
+    best_b = torch.full((m,), -math.inf, dtype=A.dtype, device=A.device)
+    for start, stop in blocks:
+        S = S_all if single else A[start:stop] @ B.T
+        best_a[start:stop] = S.max(dim=1).values.to(_F64)
+        best_b = torch.maximum(best_b, S.max(dim=0).values)
+        C = S.mul_(2.0).sub_(r_a[start:stop, None]).sub_(r_b[None, :])
+        if dropped is not None:
+            C.masked_fill_(dropped[start:stop], -8.0)
+        fwd[start:stop] = C.argmax(dim=1)
+        v, a = C.max(dim=0)
+        better = v > col_val
+        col_val = torch.where(better, v, col_val)
+        col_arg = torch.where(better, a + start, col_arg)
+    objective = 0.5 * float(best_a.mean()) + 0.5 * float(best_b.to(_F64).mean())
+    return fwd, col_arg, objective
+
+
+def profile_map(X, Y, PX, PY, k=10, *, seeds_x=None, seeds_y=None, seed_weight=1.0,
+                batch_size=None):
+    """The first map of VecMap's start: the union of the CSLS best matches between the
+    similarity profiles ``PX`` / ``PY`` (:func:`similarity_profiles`) of ``X`` / ``Y``,
+    orthogonal Procrustes on them."""
+    fwd, bwd, _ = _union_dictionary(PX, PY, k, batch_size)
+    rows = torch.cat([torch.arange(X.shape[0], device=X.device), bwd])
+    cols = torch.cat([fwd, torch.arange(Y.shape[0], device=X.device)])
+    return procrustes_polar(*_with_seeds(X[rows], Y[cols], seeds_x, seeds_y, seed_weight))
+
+
+def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=15, max_rounds=200,
+                      seed=0, seeds_x=None, seeds_y=None, seed_weight=1.0, batch_size=None):
+    """Self-learning with stochastic dictionary induction (after VecMap, Artetxe et al. 2018).
+
+    Each round: the CSLS best match of every mapped x in ``Y`` and of every
+    y in ``N(XW)``, each CSLS entry dropped with probability ``1 - keep``
+    (a dropped entry is not a candidate); ``W = polar(X_D^T Y_D)`` on the
+    union of both dictionaries (with the seeds).  ``keep`` doubles every
+    ``rounds_per_level`` rounds (0.1, 0.2, 0.4, 0.8, then 1); at 1 the rounds
+    go on while VecMap's objective (mean best cosine, both ways) improves by
+    1e-6, at most ``max_rounds`` in all.  The dropout lets a map that starts
+    from a weak dictionary (a few correct pairs in a thousand) leave the
+    local optimum that plain self-learning stays in.  VecMap doubles ``keep``
+    when its objective stalls; a fixed number of rounds per level bounds the
+    cost and took the same start to the same dictionary (Austen passages,
+    MiniLM-L6 -> USE: every pair right after 75 rounds).
+
+    ``X`` and ``Y`` are samples: each dropout round draws one
+    ``len(X) x len(Y)`` bool mask from a generator seeded with ``seed``
+    (deterministic, and the same for any ``batch_size``).
+
+    Returns
+    -------
+    W : Tensor of shape (d_x, d_y)
+    n_rounds : int
+    """
+    rows_x = torch.arange(X.shape[0], device=X.device)
+    rows_y = torch.arange(Y.shape[0], device=X.device)
+    gen = torch.Generator(device=X.device).manual_seed(int(seed))
+    best, rounds = -math.inf, 0
+    while rounds < max_rounds:
+        p = min(1.0, keep * 2.0 ** (rounds // rounds_per_level))
+        dropped = None
+        if p < 1.0:
+            dropped = torch.rand((X.shape[0], Y.shape[0]), generator=gen, device=X.device) >= p
+        fwd, bwd, objective = _union_dictionary(_normalize(X @ W), Y, k, batch_size, dropped)
+        del dropped
+        rounds += 1
+        if p >= 1.0 and objective - best < 1e-6:
+            break  # the last dictionary did not improve on the map it came from
+        best = objective if p >= 1.0 else best
+        W = procrustes_polar(*_with_seeds(X[torch.cat([rows_x, bwd])],
+                                          Y[torch.cat([fwd, rows_y])],
+                                          seeds_x, seeds_y, seed_weight))
+    return W, rounds
