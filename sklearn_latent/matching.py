@@ -67,7 +67,7 @@ PROFILE_QUANTILES = 500
 #: (:func:`~sklearn_latent.functional._matching.refine_stochastic`): the first
 #: keep probability, the rounds at each keep probability, and the most rounds.
 STOCHASTIC_KEEP = 0.1
-STOCHASTIC_ROUNDS = 15
+STOCHASTIC_ROUNDS = 30
 MAX_STOCHASTIC_ROUNDS = 200
 
 
