@@ -18,6 +18,7 @@ Usage::
     python benchmarks/bench_zeropair_scale.py                  # 2,000 to 20,000 per side (~3 min)
     python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (~7 min idle, 1.4 GiB)
     python benchmarks/bench_zeropair_scale.py --quick          # 1,000 per side, a smoke test
+    python benchmarks/bench_zeropair_scale.py --discovery profiles   # time the profile route
 """
 
 import argparse
@@ -56,7 +57,7 @@ def make_spaces(n, d=384, latent=64, clusters=40, noise=0.05, seed=0):
     return X.astype(np.float32), Y_shuffled.astype(np.float32), perm
 
 
-def child(n, seed):
+def child(n, seed, discovery="auto"):
     """One size in this (fresh) process: the numbers as a JSON line."""
     import numpy as np
 
@@ -64,7 +65,7 @@ def child(n, seed):
     from sklearn_latent import AlignmentWarning, AnchorMatcher
 
     X, Y, perm = make_spaces(n, seed=seed)
-    matcher = AnchorMatcher(random_state=seed)
+    matcher = AnchorMatcher(discovery=discovery, random_state=seed)
     before = rss_bytes()
     reset_peak_rss()
     t_wall, t_cpu = time.perf_counter(), time.process_time()
@@ -86,13 +87,16 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="+", type=int, default=[2_000, 4_000, 10_000, 20_000],
                    help="rows per side")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--discovery", default="auto",
+                   help="AnchorMatcher's discovery (the default: 'auto'); 'profiles' times the "
+                        "profile route alone")
     p.add_argument("--quick", action="store_true", help="1,000 rows per side")
     p.add_argument("--device", default="cpu", help="only cpu is measured here")
     p.add_argument("--out", default=None, help="also append the report to this file")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.seed)), flush=True)
+        print(json.dumps(child(args.child, args.seed, args.discovery)), flush=True)
         return
     if args.quick:
         args.sizes = [1_000]
@@ -101,7 +105,8 @@ def main(argv=None):
     machine = machine_description()
     for n in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seed",
-                              str(args.seed)], check=True, capture_output=True, text=True)
+                              str(args.seed), "--discovery", args.discovery], check=True,
+                             capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"n={n:,}: {r}", flush=True)
         rows.append([f"{n:,}", f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['peak_mib']:.0f}",
@@ -112,8 +117,9 @@ def main(argv=None):
          f"{' '.join(argv if argv is not None else sys.argv[1:])}`", args.out)
     emit(f"- machine: {machine}", args.out)
     emit("- data: synthetic, 384-d, 40 anisotropic clusters, Y = X Q + 5 % noise, rows of Y "
-         f"shuffled, seed {args.seed}; `AnchorMatcher(random_state=seed).fit(X, Y)` with "
-         "default settings, each size in a fresh process\n", args.out)
+         f"shuffled, seed {args.seed}; `AnchorMatcher(discovery={args.discovery!r}, "
+         "random_state=seed).fit(X, Y)`, other settings default, each size in a fresh "
+         "process\n", args.out)
     emit(table(["rows per side", "wall s", "CPU s", "peak extra MiB", "input MiB",
                 "pairs found", "precision", "AlignmentWarning"], rows) + "\n", args.out)
 

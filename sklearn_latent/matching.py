@@ -57,8 +57,8 @@ MAX_WIDTH = 256
 #: all rows gives the pairs.
 REFINE_ROWS = 5000
 #: Reference rows of each space's similarity profiles (``discovery="profiles"``):
-#: measured on Austen passages (4,000 rows, MiniLM-L6 -> USE), 2,000 reference
-#: rows find a third as many correct first matches as 4,000.
+#: on Austen passages (4,000 rows, MiniLM-L6 -> USE), 2,000 reference rows found
+#: a quarter to a half as many correct first matches as 4,000.
 PROFILE_ROWS = 4000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
