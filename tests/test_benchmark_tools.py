@@ -173,3 +173,28 @@ def test_zeropair_scale_spaces_are_a_shuffled_noisy_rotation():
     _, Y_noisy, perm_noisy = scale.make_spaces(300, d=32, latent=8, clusters=4, noise=0.05)
     assert np.array_equal(perm_noisy, perm)  # same seed, same shuffle
     assert not np.allclose(Y_noisy, Y)
+
+
+def test_zeropair_report_judges_each_run_by_its_own_files_ceiling(tmp_path):
+    # two runs of one pair whose all-pairs ceilings differ (the translator's default
+    # changed between them): each run's success is against its own file's ceiling
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    zeropair = _load("bench_zeropair")
+    base = "dataset,source,target,n_train,unpaired,method,n_pairs,random_state,precision,"
+    base += "top1,foscttm,stitch,warned,cpu_s,peak_mib\n"
+    old = base + ("d,a,b,100,False,ceiling,100,-1,1,0.60,0,0.80,False,0,0\n"
+                  "d,a,b,100,False,pairfree,100,0,1,0.60,0,0.80,False,1,1\n")
+    new = base + ("d,a,b,100,False,ceiling,100,-1,1,0.70,0,0.85,False,0,0\n"
+                  "d,a,b,100,False,pairfree,0,0,1,0.69,0,0.84,False,1,1\n"
+                  "d,a,b,100,False,pairfree,0,1,0,0.10,0,0.50,True,1,1\n")
+    (tmp_path / "old.csv").write_text(old)
+    (tmp_path / "new.csv").write_text(new)
+    agg = zeropair.report([tmp_path / "old.csv", tmp_path / "new.csv"], tmp_path / "t.md",
+                          tmp_path / "p.png")
+    rows = {r.pairs: r for r in agg.itertuples()}
+    assert rows["all"].success == 1.0  # 0.60 / 0.80 is its own ceiling, not 0.70 / 0.85
+    assert rows["0"].success == 0.5 and rows["0"].runs == 2 and rows["0"].warned == 1
+    table = (tmp_path / "t.md").read_text()
+    assert "0.600 / 0.800" in table and "0.700 / 0.850" in table
+    assert (tmp_path / "p.png").stat().st_size > 0
