@@ -50,6 +50,20 @@ def _precision(pairs, perm):
     return float(np.mean(perm[pairs[:, 1]] == pairs[:, 0]))
 
 
+def _profiles_rescue(X, Y, perm, kw):
+    """``discovery="centroids"`` fails and warns; the default ``"auto"`` keeps the profile
+    route's map, finds the pairs (measured 1.0) and does not warn.  The "auto" matcher."""
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        centroids = AnchorMatcher(discovery="centroids", **kw).fit(X, Y)
+    assert _precision(centroids.matched_pairs_, perm) < 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        auto = AnchorMatcher(**kw).fit(X, Y)
+    assert auto.discovery_ == "profiles"
+    assert _precision(auto.matched_pairs_, perm) > 0.97
+    return auto
+
+
 # --------------------------------------------------------------------------
 # functional pieces
 # --------------------------------------------------------------------------
@@ -236,15 +250,7 @@ def test_auto_falls_back_to_profiles_where_the_centroids_fail(monkeypatch):
         return CX, CY[torch.as_tensor(np.random.default_rng(0).permutation(len(CY)))], obj
 
     monkeypatch.setattr(FM, "centroid_pairs", scrambled)
-    kw = dict(FAST, n_refine=0, n_self_learning=1)
-    with pytest.warns(AlignmentWarning):
-        failed = AnchorMatcher(discovery="centroids", **kw).fit(X, Y)
-    assert _precision(failed.matched_pairs_, perm) < 0.3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AlignmentWarning)
-        auto = AnchorMatcher(**kw).fit(X, Y)
-    assert auto.discovery_ == "profiles"
-    assert _precision(auto.matched_pairs_, perm) > 0.97
+    auto = _profiles_rescue(X, Y, perm, dict(FAST, n_refine=0, n_self_learning=1))
     assert auto.candidate_scores_.shape == (1, 3)  # the centroid candidate that failed
     # where the centroid route passes, "auto" is "centroids", with the same result
     monkeypatch.setattr(FM, "centroid_pairs", centroid_pairs)
@@ -294,14 +300,7 @@ def test_an_exact_rotated_copy_of_isotropic_data_is_found_by_its_profiles():
     # similarities in both spaces: the centroid route fails (warned), the profile
     # route of "auto" finds every pair
     X, Y, perm = _isotropic(noise=0.0)
-    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
-        centroids = AnchorMatcher(discovery="centroids", **AUTO).fit(X, Y)
-    assert _precision(centroids.matched_pairs_, perm) < 0.3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AlignmentWarning)
-        auto = AnchorMatcher(**AUTO).fit(X, Y)
-    assert auto.discovery_ == "profiles"
-    assert _precision(auto.matched_pairs_, perm) > 0.97  # measured 1.0
+    _profiles_rescue(X, Y, perm, AUTO)
 
 
 def test_no_warning_when_the_seeds_determine_the_map():
