@@ -462,18 +462,19 @@ def similarity_profiles(Z, n_ref, n_quantiles, rng, batch_size=None):
     ``sqrt(Z Z^T)``, Artetxe et al. 2018); each row is sorted, reduced to
     ``n_quantiles`` evenly spaced order statistics (an empirical quantile
     function) and the profiles are row-normalized, centered and
-    row-normalized again.  With a reference sample (``n > n_ref``) the
-    profiles are noisier: the two spaces' samples hold different items.  Sorting forgets
-    which rows are similar and keeps how similar, so the profile of an item is
-    the same in two spaces that differ by a rotation and an order of the rows;
-    across encoders it is close where their geometries are.
+    row-normalized again.  Sorting forgets which rows are similar and keeps
+    how similar, so the profile of an item is the same in two spaces that
+    differ by a rotation and an order of the rows; across encoders it is
+    close where their geometries are.  With a reference sample
+    (``n > n_ref``) the profiles are noisier: the two spaces' samples hold
+    different items.
 
     ``rng`` a numpy Generator (the reference sample).  Memory
     ``O(block * n_ref + n * n_quantiles)``.
 
     Returns
     -------
-    Tensor of shape (n, min(n_quantiles, n_ref))
+    Tensor of shape (n, min(n_quantiles, n, n_ref))
     """
     n = Z.shape[0]
     ref = Z if n <= n_ref else Z[torch.as_tensor(np.sort(rng.choice(n, n_ref, replace=False)),
@@ -547,18 +548,19 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     union of both dictionaries (with the seeds).  ``keep`` doubles every
     ``rounds_per_level`` rounds (0.1, 0.2, 0.4, 0.8, then 1); at 1 the rounds
     go on while VecMap's objective (mean best cosine, both ways) improves by
-    1e-6, at most ``max_rounds`` in all.  The dropout lets a map that starts
-    from a weak dictionary (a few correct pairs in a thousand) leave the
-    local optimum that plain self-learning stays in.  VecMap doubles ``keep``
-    when its objective stalls (every 50 rounds without improvement); a fixed
-    number of rounds per level bounds the cost.  How many matters (Jane
+    1e-6, at most ``max_rounds`` in all.  The dropout is VecMap's way for a
+    map that starts from a weak dictionary (a few correct pairs in a
+    thousand) to leave the local optimum that plain self-learning stays in.
+    VecMap doubles ``keep`` when its objective stalls (50 rounds without
+    improvement); a fixed number of rounds per level bounds the cost.  How many matters (Jane
     Austen passages, MiniLM-L6 -> USE v3, from the same weak start, 4,000
     rows, ``AnchorMatcher(random_state=0..9)``): with 15 rounds per level 6 of
     10 random states reached every pair, with 30 (the default) 10 of 10.
 
     ``X`` and ``Y`` are samples: each dropout round draws one
-    ``len(X) x len(Y)`` bool mask from a generator seeded with ``seed``
-    (deterministic, and the same for any ``batch_size``).
+    ``len(X) x len(Y)`` uint8 mask (``keep`` in steps of 1/256) from a
+    generator seeded with ``seed`` (deterministic, and the same for any
+    ``batch_size``).
 
     Returns
     -------
