@@ -537,15 +537,16 @@ def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=
         # random.  The map keeps only the determined part U_r V_r^T (a partial
         # isometry, zero elsewhere: the minimum-norm solution, as for "linear").
         M = U[:, :rank_] @ Vh[:rank_] if rank_ < full_rank else U @ Vh
-        if method == "orthogonal" and scaling == "isotropic" and d_x != d_y:
+        isotropic_widths = method == "orthogonal" and scaling == "isotropic" and d_x != d_y
+        if isotropic_widths or method == "scaled":
+            # the source's sum of squares that the map keeps: all of it onto a wider
+            # target, the part in the map's row space onto a narrower one
+            energy = float((M * (G @ M)).sum() if d_x > d_y else ss.sum())
+        if isotropic_widths and energy > 0:
             # the translation gets the target's total variance (d_y in its scaled
             # coordinates): the source's scale follows the variance the map keeps
-            # (all of it onto a wider target, part of it onto a narrower one)
-            kept = float((M * (G @ M)).sum() if d_x > d_y else ss.sum()) / n
-            if kept > 0:
-                x_sd = x_sd * math.sqrt(kept / d_y)
+            x_sd = x_sd * math.sqrt(energy / n / d_y)
         if method == "scaled":
-            energy = float((M * (G @ M)).sum()) if d_x > d_y else float(ss.sum())
             scale = float(S.sum()) / energy if energy > 0 else 0.0
         inv = M.T / scale if scale != 0 else torch.zeros_like(M.T)
     else:
