@@ -313,12 +313,12 @@ def _check_not_constant(Z, name):
         )
 
 
-def _pair_free(X, Y, seeds, est, rng):
-    """The centroid-matching pipeline; returns (W, rows, cols, scores, info) on N(X), N(Y)."""
+def _pair_free(X, Y, seeds, grid, est, rng):
+    """The pair-free pipeline (the centroid route over the cluster counts ``grid``, the
+    profile route, or both); returns (W, rows, cols, scores, info) on N(X), N(Y)."""
     Xn = FM.principal_width(FM.center_normalize(X), MAX_WIDTH)
     Yn = FM.principal_width(FM.center_normalize(Y), MAX_WIDTH)
     n_min = min(X.shape[0], Y.shape[0])
-    grid = [] if est.discovery == "profiles" else _centroid_grid(est.n_centroids, n_min)
     seed_rng = np.random.default_rng(rng.randint(2**31))
     sx = sy = None
     if seeds is not None and len(seeds):
@@ -393,7 +393,7 @@ def _pair_free(X, Y, seeds, est, rng):
         est.discovery == "auto"
         and not _reliability(kept["mutual"], null_mutual) >= RELIABILITY_THRESHOLD
     ):
-        W = _profile_route(Xs, Yn, sx, sy, seed_weight, est, seed_rng)
+        W = _profile_route(Xs, Yn, kw, est, seed_rng)
         W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
         profiled = dict(final(W), route="profiles", n_centroids=0)
         # "auto" swaps the centroid route's map for this one only where this one
@@ -408,9 +408,10 @@ def _pair_free(X, Y, seeds, est, rng):
     return kept["W"], kept["rows"], kept["cols"], kept["scores"], info
 
 
-def _profile_route(Xs, Yn, sx, sy, seed_weight, est, seed_rng):
+def _profile_route(Xs, Yn, kw, est, seed_rng):
     """VecMap's start: similarity profiles matched under CSLS, then stochastic dictionary
-    induction, on ``Xs`` and a sample of at most :data:`REFINE_ROWS` rows of y."""
+    induction, on ``Xs`` and a sample of at most :data:`REFINE_ROWS` rows of y; ``kw``
+    the seeds and ``batch_size`` of every Procrustes fit."""
     Ys = Yn
     if Yn.shape[0] > REFINE_ROWS:
         Ys = _rows(Yn, np.sort(seed_rng.choice(Yn.shape[0], REFINE_ROWS, replace=False)))
@@ -418,7 +419,6 @@ def _profile_route(Xs, Yn, sx, sy, seed_weight, est, seed_rng):
     length = min(PROFILE_QUANTILES, PROFILE_ROWS, Xs.shape[0], Ys.shape[0])
     PX = FM.similarity_profiles(Xs, PROFILE_ROWS, length, seed_rng, est.batch_size)
     PY = FM.similarity_profiles(Ys, PROFILE_ROWS, length, seed_rng, est.batch_size)
-    kw = dict(seeds_x=sx, seeds_y=sy, seed_weight=seed_weight, batch_size=est.batch_size)
     W = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
     del PX, PY
     W, _ = FM.refine_stochastic(Xs, Ys, W, k=est.csls_k, keep=STOCHASTIC_KEEP,
@@ -818,12 +818,12 @@ class AnchorMatcher(
         dev = resolve_device(self.device, X)
         dtype = torch_dtype(X)
         Xt, Yt = to_tensor(X, dev, dtype), to_tensor(Y, dev, dtype)
-        if self.discovery != "profiles":
-            _centroid_grid(self.n_centroids, min(X.shape[0], Y.shape[0]))
+        grid = ([] if self.discovery == "profiles"
+                else _centroid_grid(self.n_centroids, min(X.shape[0], Y.shape[0])))
         _check_not_constant(Xt, "X")
         _check_not_constant(Yt, "y")
         with torch.no_grad():
-            _, rows, cols, score, info = _pair_free(Xt, Yt, seeds, self, rng)
+            _, rows, cols, score, info = _pair_free(Xt, Yt, seeds, grid, self, rng)
         rows, cols = to_numpy(rows), to_numpy(cols)
         score = to_numpy(score).astype(np.float64)
         if seeds is not None:

@@ -159,6 +159,27 @@ def csls_blocks(A, B, k=10, batch_size=None):
         yield start, stop, S
 
 
+def _running_best(blocks, n, m, like):
+    """Each row's best score and column, and each column's best row, from blocks.
+
+    ``blocks`` yields ``(start, stop, C)`` in row order, ``C`` the scores of
+    rows ``start:stop`` against all ``m`` columns (a matrix of ``n`` rows in
+    all, never held whole).  Ties go to the first column, resp. the first row.
+    ``like``: a tensor whose dtype and device the scores have.
+    """
+    best_val = torch.empty(n, dtype=like.dtype, device=like.device)
+    best_col = torch.empty(n, dtype=torch.int64, device=like.device)
+    col_val = torch.full((m,), -math.inf, dtype=like.dtype, device=like.device)
+    col_arg = torch.zeros(m, dtype=torch.int64, device=like.device)
+    for start, stop, C in blocks:
+        best_val[start:stop], best_col[start:stop] = C.max(dim=1)
+        v, a = C.max(dim=0)
+        better = v > col_val
+        col_val = torch.where(better, v, col_val)
+        col_arg = torch.where(better, a + start, col_arg)
+    return best_val, best_col, col_arg
+
+
 def _best_matches(A, B, k, batch_size):
     """Best candidate of each query under CSLS, its score, and whether it is mutual, by blocks.
 
@@ -166,17 +187,9 @@ def _best_matches(A, B, k, batch_size):
     bool mask of the queries that are in turn their candidate's best (ties go
     to the first query).
     """
-    n, m = A.shape[0], B.shape[0]
-    best_col = torch.empty(n, dtype=torch.int64, device=A.device)
-    best_val = torch.empty(n, dtype=A.dtype, device=A.device)
-    col_val = torch.full((m,), -math.inf, dtype=A.dtype, device=A.device)
-    col_arg = torch.zeros(m, dtype=torch.int64, device=A.device)
-    for start, stop, S in csls_blocks(A, B, k, batch_size):
-        best_val[start:stop], best_col[start:stop] = S.max(dim=1)
-        v, a = S.max(dim=0)
-        better = v > col_val
-        col_val = torch.where(better, v, col_val)
-        col_arg = torch.where(better, a + start, col_arg)
+    n = A.shape[0]
+    best_val, best_col, col_arg = _running_best(csls_blocks(A, B, k, batch_size), n,
+                                                B.shape[0], A)
     return best_col, best_val, col_arg[best_col] == torch.arange(n, device=A.device)
 
 
@@ -506,25 +519,23 @@ def _union_dictionary(A, B, k, batch_size, dropped=None):
     single = len(blocks) == 1  # one block: its similarities serve both passes
     S_all = A @ B.T if single else None
     r_a, r_b = csls_hubness(((s, e, S_all if single else A[s:e] @ B.T) for s, e in blocks), k)
-    fwd = torch.empty(n, dtype=torch.int64, device=A.device)
     best_a = torch.empty(n, dtype=_F64, device=A.device)
-    col_val = torch.full((m,), -math.inf, dtype=A.dtype, device=A.device)
-    col_arg = torch.zeros(m, dtype=torch.int64, device=A.device)
     best_b = torch.full((m,), -math.inf, dtype=A.dtype, device=A.device)
-    for start, stop in blocks:
-        S = S_all if single else A[start:stop] @ B.T
-        best_a[start:stop] = S.max(dim=1).values.to(_F64)
-        best_b = torch.maximum(best_b, S.amax(dim=0))  # amax: no indices, 20x faster
-        C = S.mul_(2.0).sub_(r_a[start:stop, None]).sub_(r_b[None, :])
-        if dropped is not None:
-            C.masked_fill_(dropped[start:stop], -8.0)
-        fwd[start:stop] = C.argmax(dim=1)
-        v, a = C.max(dim=0)
-        better = v > col_val
-        col_val = torch.where(better, v, col_val)
-        col_arg = torch.where(better, a + start, col_arg)
+
+    def csls():  # the CSLS blocks; on the way, the plain cosine maxima of the objective
+        nonlocal best_b
+        for start, stop in blocks:
+            S = S_all if single else A[start:stop] @ B.T
+            best_a[start:stop] = S.max(dim=1).values.to(_F64)
+            best_b = torch.maximum(best_b, S.amax(dim=0))  # amax: no indices, 20x faster
+            C = S.mul_(2.0).sub_(r_a[start:stop, None]).sub_(r_b[None, :])
+            if dropped is not None:
+                C.masked_fill_(dropped[start:stop], -8.0)
+            yield start, stop, C
+
+    _, fwd, bwd = _running_best(csls(), n, m, A)
     objective = 0.5 * float(best_a.mean()) + 0.5 * float(best_b.to(_F64).mean())
-    return fwd, col_arg, objective
+    return fwd, bwd, objective
 
 
 def profile_map(X, Y, PX, PY, k=10, *, seeds_x=None, seeds_y=None, seed_weight=1.0,
