@@ -182,8 +182,10 @@ def test_stochastic_self_learning_from_a_weak_start():
     assert np.mean(fwd == inv) > 0.97  # measured 1.0
     again, _ = FM.refine_stochastic(Xn, Yn, W0, rounds_per_level=3, seed=1, batch_size=32)
     np.testing.assert_allclose(again.numpy(), W.numpy(), atol=1e-10)
+    # the seed draws the dropout: after the same 3 rounds, another seed, another map
+    first, _ = FM.refine_stochastic(Xn, Yn, W0, rounds_per_level=3, seed=1, max_rounds=3)
     other, _ = FM.refine_stochastic(Xn, Yn, W0, rounds_per_level=3, seed=2, max_rounds=3)
-    assert not torch.allclose(other, W)
+    assert not torch.allclose(other, first)
 
 
 def test_union_dictionary_drops_the_masked_entries():
