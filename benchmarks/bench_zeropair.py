@@ -34,8 +34,9 @@ raise ``ValueError``: the row is skipped and the reason printed.
 
 ``--refine-rows N`` sets :data:`sklearn_latent.matching.REFINE_ROWS` (``0``: X
 is never sampled), to compare the sampled self-learning with the full one on
-the same data (column ``refine_rows``).  ``--unpaired`` gives the two spaces disjoint halves of the training items
-(truly unpaired; precision is then undefined).  The digits data set has 1,797
+the same data (column ``refine_rows``).  ``--unpaired`` gives the two spaces
+disjoint halves of the training items (truly unpaired; precision is then
+undefined).  The digits data set has 1,797
 rows: there the test set is a third of the rows.
 
 Data: the real-encoder cache of benchmarks/real_data.py (``--root``,

@@ -563,10 +563,10 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     map that starts from a weak dictionary (a few correct pairs in a
     thousand) to leave the local optimum that plain self-learning stays in.
     VecMap doubles ``keep`` when its objective stalls (50 rounds without
-    improvement); a fixed number of rounds per level bounds the cost.  How many matters (Jane
-    Austen passages, MiniLM-L6 -> USE v3, from the same weak start, 4,000
-    rows, ``AnchorMatcher(random_state=0..9)``): with 15 rounds per level 6 of
-    10 random states reached every pair, with 30 (the default) 10 of 10.
+    improvement); a fixed number of rounds per level bounds the cost.  How
+    many matters (Jane Austen passages, MiniLM-L6 -> USE v3, 4,000 rows,
+    ``AnchorMatcher(random_state=0..9)``): with 15 rounds per level 6 of 10
+    random states reached every pair, with 30 (the default) 10 of 10.
 
     ``X`` and ``Y`` are samples: each dropout round draws one
     ``len(X) x len(Y)`` uint8 mask (``keep`` in steps of 1/256) from a

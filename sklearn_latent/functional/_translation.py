@@ -505,7 +505,8 @@ def solve_translation(stats, method="orthogonal", *, scaling="isotropic", alpha=
         if scaling == "standard":
             x_sd, y_sd = _standard_scale(s.x_ss, s.x_mean, n), _standard_scale(s.y_ss, s.y_mean, n)
         elif scaling == "isotropic":
-            x_sd, y_sd = _isotropic_scale(s.x_ss / n, s.x_mean), _isotropic_scale(s.y_ss / n, s.y_mean)
+            x_sd = _isotropic_scale(s.x_ss / n, s.x_mean)
+            y_sd = _isotropic_scale(s.y_ss / n, s.y_mean)
         else:
             x_sd, y_sd = torch.ones_like(s.x_mean), torch.ones_like(s.y_mean)
 
