@@ -204,6 +204,26 @@ def test_union_dictionary_drops_the_masked_entries():
     assert_array_equal(fwd2.numpy(), torch.topk(C, 2, dim=1).indices[:, 1].numpy())
 
 
+def test_union_dictionary_with_plain_cosines_and_any_column_chunk(monkeypatch):
+    # k=0: the best plain cosine both ways (the hubness terms left out)
+    rng = np.random.default_rng(1)
+    A = FM._normalize(torch.as_tensor(rng.normal(size=(300, 5))))
+    B = FM._normalize(torch.as_tensor(rng.normal(size=(280, 5))))
+    S = A @ B.T
+    fwd, bwd, objective = FM._union_dictionary(A, B, 0, None)
+    assert_array_equal(fwd.numpy(), S.argmax(1).numpy())
+    assert_array_equal(bwd.numpy(), S.argmax(0).numpy())
+    assert np.isfinite(objective)
+    # the column maxima are taken a few rows at a time: the chunk changes nothing
+    reference = FM._union_dictionary(A, B, 10, None)
+    for chunk in (1, 7, 1000):
+        monkeypatch.setattr(FM, "_COLUMN_CHUNK", chunk)
+        got = FM._union_dictionary(A, B, 10, None)
+        assert_array_equal(got[0].numpy(), reference[0].numpy())
+        assert_array_equal(got[1].numpy(), reference[1].numpy())
+        assert got[2] == reference[2]
+
+
 # --------------------------------------------------------------------------
 # the pair-free pipeline: known answers
 # --------------------------------------------------------------------------
@@ -238,6 +258,16 @@ def test_profiles_discovery_recovers_the_permutation(backend_name):
     assert matcher.candidate_scores_.shape == (0, 3)
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
     assert matcher.transform(X).shape == (400, 12)
+
+
+def test_profiles_discovery_without_hubness_correction():
+    # csls_k=0 matches by plain cosines in every step of the route (it produced NaN
+    # scores before, and a wrong map with a warning)
+    X, Y, perm = _hierarchical(n=400, d=8, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(discovery="profiles", csls_k=0, random_state=0).fit(X, Y)
+    assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
 
 
 def test_auto_falls_back_to_profiles_where_the_centroids_fail(monkeypatch):
