@@ -204,6 +204,20 @@ def test_union_dictionary_drops_the_masked_entries():
     assert_array_equal(fwd2.numpy(), torch.topk(C, 2, dim=1).indices[:, 1].numpy())
 
 
+def test_dropout_masks_are_uniform_random_bytes():
+    # each byte of the 64-bit draws is uniform (the sign byte too), any shape
+    generator = torch.Generator().manual_seed(0)
+    b = FM._random_bytes((1000, 803), generator, "cpu")
+    assert b.shape == (1000, 803) and b.dtype == torch.uint8
+    by_position = b.reshape(-1)[:800_000].view(-1, 8).double().mean(dim=0)
+    assert torch.all((by_position - 127.5).abs() < 1.5)  # measured within 0.3
+    counts = torch.bincount(b.reshape(-1).long(), minlength=256).double()
+    assert float(counts.min()) > 0.9 * 803_000 / 256  # measured 0.97
+    # a seed gives its masks again
+    again = FM._random_bytes((1000, 803), torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(b, again)
+
+
 def test_union_dictionary_with_plain_cosines_and_any_column_chunk(monkeypatch):
     # k=0: the best plain cosine both ways (the hubness terms left out)
     rng = np.random.default_rng(1)

@@ -564,6 +564,15 @@ def profile_map(X, Y, PX, PY, k=10, *, seeds_x=None, seeds_y=None, seed_weight=1
     return procrustes_polar(*_with_seeds(X[rows], Y[cols], seeds_x, seeds_y, seed_weight))
 
 
+def _random_bytes(shape, generator, device):
+    """Uniform random bytes of ``shape``: the bytes of uniform 64-bit integers (one draw
+    per 8 bytes, 6x faster than uint8 draws one by one on the CPU)."""
+    size = math.prod(shape)
+    words = torch.randint(-(2**63), 2**63 - 1, ((size + 7) // 8,), dtype=torch.int64,
+                          generator=generator, device=device)
+    return words.view(torch.uint8)[:size].view(shape)
+
+
 def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_rounds=200,
                       seed=0, seeds_x=None, seeds_y=None, seed_weight=1.0, batch_size=None):
     """Self-learning with stochastic dictionary induction (after VecMap, Artetxe et al. 2018).
@@ -584,7 +593,7 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     random states reached every pair, with 30 (the default) 10 of 10.
 
     ``X`` and ``Y`` are samples: each dropout round draws one
-    ``len(X) x len(Y)`` uint8 mask (``keep`` in steps of 1/256) from a
+    ``len(X) x len(Y)`` mask of random bytes (``keep`` in steps of 1/256) from a
     generator seeded with ``seed`` (deterministic, and the same for any
     ``batch_size``).
 
@@ -600,9 +609,8 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     while rounds < max_rounds:
         p = min(1.0, keep * 2.0 ** (rounds // rounds_per_level))
         dropped = None
-        if p < 1.0:  # uint8 draws (a third faster than floats): keep in steps of 1/256
-            dropped = torch.randint(0, 256, (X.shape[0], Y.shape[0]), dtype=torch.uint8,
-                                    generator=gen, device=X.device) >= round(256 * p)
+        if p < 1.0:
+            dropped = _random_bytes((X.shape[0], Y.shape[0]), gen, X.device) >= round(256 * p)
         fwd, bwd, objective = _union_dictionary(_normalize(X @ W), Y, k, batch_size, dropped)
         del dropped
         rounds += 1
