@@ -284,6 +284,35 @@ def test_profiles_discovery_without_hubness_correction():
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
 
 
+def test_profile_route_tries_a_second_dropout_stream_when_the_first_fails(monkeypatch):
+    X, Y, perm = _hierarchical(n=400, d=8, seed=3)
+    real = FM.refine_stochastic
+    streams = []
+
+    def first_fails(X_, Y_, W, *, fail=(0,), **kw):
+        # the listed streams end on a random orthogonal map: a stream that never took off
+        streams.append(kw["seed"])
+        if len(streams) - 1 in fail:
+            noise = torch.randn(W.shape, generator=torch.Generator().manual_seed(len(streams)),
+                                dtype=torch.float64)
+            return FM.polar(noise).to(W.dtype), 1
+        return real(X_, Y_, W, **kw)
+
+    monkeypatch.setattr(FM, "refine_stochastic", first_fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+    assert len(streams) == 2 and streams[0] != streams[1]
+    assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
+    # every stream fails: no third one, and the warning
+    streams.clear()
+    monkeypatch.setattr(FM, "refine_stochastic",
+                        lambda *a, **kw: first_fails(*a, fail=(0, 1, 2), **kw))
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+    assert len(streams) == 2
+
+
 def test_auto_falls_back_to_profiles_where_the_centroids_fail(monkeypatch):
     # centroid matching that pairs the centroids at random (a failure of step 1):
     # "centroids" keeps that map and warns; "auto" sees the failure signal, runs the
