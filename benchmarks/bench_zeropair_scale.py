@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_zeropair_scale.py --sizes 100000   # one size (~7 min idle, 1.4 GiB)
     python benchmarks/bench_zeropair_scale.py --quick          # 1,000 per side, a smoke test
     python benchmarks/bench_zeropair_scale.py --discovery profiles   # time the profile route
+    python benchmarks/bench_zeropair_scale.py --clusters 1   # "auto" where the centroids fail
 """
 
 import argparse
@@ -57,14 +58,14 @@ def make_spaces(n, d=384, latent=64, clusters=40, noise=0.05, seed=0):
     return X.astype(np.float32), Y_shuffled.astype(np.float32), perm
 
 
-def child(n, seed, discovery="auto"):
+def child(n, seed, discovery="auto", clusters=40):
     """One size in this (fresh) process: the numbers as a JSON line."""
     import numpy as np
 
     from _common import peak_rss_bytes, reset_peak_rss, rss_bytes
     from sklearn_latent import AlignmentWarning, AnchorMatcher
 
-    X, Y, perm = make_spaces(n, seed=seed)
+    X, Y, perm = make_spaces(n, clusters=clusters, seed=seed)
     matcher = AnchorMatcher(discovery=discovery, random_state=seed)
     before = rss_bytes()
     reset_peak_rss()
@@ -79,7 +80,7 @@ def child(n, seed, discovery="auto"):
     warned = any(issubclass(w.category, AlignmentWarning) for w in caught)
     return dict(n=n, wall=wall, cpu=cpu, peak_mib=peak / MiB,
                 input_mib=(X.nbytes + Y.nbytes) / MiB, pairs=len(pairs),
-                precision=precision, warned=warned)
+                precision=precision, warned=warned, route=matcher.discovery_)
 
 
 def main(argv=None):
@@ -90,13 +91,18 @@ def main(argv=None):
     p.add_argument("--discovery", default="auto",
                    help="AnchorMatcher's discovery (the default: 'auto'); 'profiles' times the "
                         "profile route alone")
+    p.add_argument("--clusters", type=int, default=40,
+                   help="clusters of the synthetic data (1: one anisotropic Gaussian, where "
+                        "the centroid route finds no start and 'auto' needs the profile "
+                        "route)")
     p.add_argument("--quick", action="store_true", help="1,000 rows per side")
     p.add_argument("--device", default="cpu", help="only cpu is measured here")
     p.add_argument("--out", default=None, help="also append the report to this file")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.seed, args.discovery)), flush=True)
+        print(json.dumps(child(args.child, args.seed, args.discovery, args.clusters)),
+              flush=True)
         return
     if args.quick:
         args.sizes = [1_000]
@@ -105,23 +111,26 @@ def main(argv=None):
     machine = machine_description()
     for n in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seed",
-                              str(args.seed), "--discovery", args.discovery], check=True,
+                              str(args.seed), "--discovery", args.discovery,
+                              "--clusters", str(args.clusters)], check=True,
                              capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"n={n:,}: {r}", flush=True)
         rows.append([f"{n:,}", f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['peak_mib']:.0f}",
                      f"{r['input_mib']:.0f}", f"{r['pairs']:,}", f"{r['precision']:.3f}",
-                     "yes" if r["warned"] else "no"])
+                     "yes" if r["warned"] else "no", r["route"]])
     emit(f"\n### bench_zeropair_scale.py ({started})\n", args.out)
     emit(f"- command: `python benchmarks/bench_zeropair_scale.py "
          f"{' '.join(argv if argv is not None else sys.argv[1:])}`", args.out)
     emit(f"- machine: {machine}", args.out)
-    emit("- data: synthetic, 384-d, 40 anisotropic clusters, Y = X Q + 5 % noise, rows of Y "
+    emit(f"- data: synthetic, 384-d, {args.clusters} anisotropic clusters, Y = X Q + 5 % "
+         "noise, rows of Y "
          f"shuffled, seed {args.seed}; `AnchorMatcher(discovery={args.discovery!r}, "
          "random_state=seed).fit(X, Y)`, other settings default, each size in a fresh "
          "process\n", args.out)
     emit(table(["rows per side", "wall s", "CPU s", "peak extra MiB", "input MiB",
-                "pairs found", "precision", "AlignmentWarning"], rows) + "\n", args.out)
+                "pairs found", "precision", "AlignmentWarning", "route kept"], rows) + "\n",
+         args.out)
 
 
 if __name__ == "__main__":

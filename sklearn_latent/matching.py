@@ -57,9 +57,12 @@ MAX_WIDTH = 256
 #: all rows gives the pairs.
 REFINE_ROWS = 5000
 #: Reference rows of each space's similarity profiles (``discovery="profiles"``):
-#: on Austen passages (4,000 rows, MiniLM-L6 -> USE), 2,000 reference rows found
-#: a quarter to a half as many correct first matches as 4,000.
-PROFILE_ROWS = 4000
+#: every row of the route's sample.  On Austen passages (4,000 rows, MiniLM-L6 ->
+#: USE), 2,000 reference rows found a quarter to a half as many correct first
+#: matches as 4,000; at 6,000 rows, profiles against 4,000 of the 5,000 sampled
+#: rows of each space (other items on each side) failed where all 5,000 found
+#: every pair.
+PROFILE_ROWS = REFINE_ROWS
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
 PROFILE_QUANTILES = 500
@@ -569,9 +572,11 @@ class AnchorMatcher(
     current map with each CSLS entry dropped with probability ``1 - keep``,
     ``keep`` = 0.1, 0.2, 0.4, 0.8 for :data:`STOCHASTIC_ROUNDS` rounds each,
     then 1 while VecMap's objective improves (at most
-    :data:`MAX_STOCHASTIC_ROUNDS` rounds); then step 4.  It runs on the
-    sample of X above and a sample of as many rows of y; each round costs
-    one ``5,000 x 5,000`` similarity pass at most.  Where the centroids find
+    :data:`MAX_STOCHASTIC_ROUNDS` rounds); then step 4.  Where that map fails
+    the failure signal, the induction runs once more with another dropout
+    stream (:data:`PROFILE_TRIES`).  It runs on the sample of X above and a
+    sample of as many rows of y; each round costs one ``5,000 x 5,000``
+    similarity pass at most.  Where the centroids find
     no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs
     right) it reaches every pair; it fails, with the warning, where the
     spaces are far from isometric.
