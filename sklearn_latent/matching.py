@@ -412,9 +412,13 @@ def _pair_free(X, Y, seeds, grid, est, rng):
 
     if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept)):
         profiled = _profile_route(Xs, Yn, kw, est, seed_rng, finish)
-        # "auto" swaps the centroid route's map for this one only where this one
-        # passes the failure signal: between two maps that fail it, the first stays
-        if kept is None or passes(profiled):
+        # "auto" swaps the centroid route's map for this one where this one passes
+        # the failure signal; of two maps that fail it (the warning fires), the one
+        # with more mutual matches (a right map reads low where the spaces share
+        # only part of their items)
+        if kept is None or passes(profiled) or (
+            (profiled["mutual"], profiled["score"]) > (kept["mutual"], kept["score"])
+        ):
             kept = profiled
     info = dict(score=kept["score"], mutual=kept["mutual"], null=null,
                 null_mutual=null_mutual, n_centroids=kept["n_centroids"],
@@ -517,8 +521,8 @@ class AnchorMatcher(
 
     ``discovery="auto"`` (default) runs the centroid route below and, when
     the failure signal below says its map is unlikely to be right, the
-    profile route; it keeps the profile route's map only where that one
-    passes the signal (of two failed maps, the centroid route's stays).  On
+    profile route; it keeps the profile route's map where that one passes
+    the signal (of two failed maps, the one with more mutual matches).  On
     spaces that align it costs no more than ``"centroids"`` and gives the
     same result.
 
