@@ -72,14 +72,11 @@ PROFILE_QUANTILES = 500
 STOCHASTIC_KEEP = 0.1
 STOCHASTIC_ROUNDS = 30
 MAX_STOCHASTIC_ROUNDS = 200
-#: Dropout streams the stochastic induction may try: another one, with twice the
-#: rounds per level and in all, only when the map of the one before fails the
-#: failure signal.  On Jane Austen passages (MiniLM-L6 -> USE v3, 4,000 rows) one
-#: stream of 30 rounds per level failed for 1 of 10 random states of the matcher
-#: (and 0 of 10 other streams from the same start); where the two spaces share
-#: only half of their items (4,000 rows each) 30 rounds per level stalled at 4 %
-#: of the shared items paired right and 60 reached 99.6 %.  Pairs that fail
-#: anyway pay for both streams.
+#: Dropout streams the stochastic induction may try: another one only when the
+#: map of the first fails the failure signal.  On Jane Austen passages
+#: (MiniLM-L6 -> USE v3, 4,000 rows) one stream of 30 rounds per level failed for
+#: 1 of 10 random states of the matcher (and 0 of 10 other streams from the same
+#: start); a second stream costs the pairs that fail it anyway one more run.
 PROFILE_TRIES = 2
 
 
@@ -433,9 +430,8 @@ def _profile_route(Xs, Yn, kw, est, seed_rng, finish):
     the seeds and ``batch_size`` of every Procrustes fit.
 
     ``finish(W)`` completes a map and says whether it passes the failure signal:
-    the first of at most :data:`PROFILE_TRIES` dropout streams (each twice as
-    long as the one before) that passes it is returned, else the one with the
-    most mutual matches.
+    the first of at most :data:`PROFILE_TRIES` dropout streams that passes it is
+    returned, else the one with the most mutual matches.
     """
     Ys = Yn
     if Yn.shape[0] > REFINE_ROWS:
@@ -447,11 +443,10 @@ def _profile_route(Xs, Yn, kw, est, seed_rng, finish):
     W0 = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
     del PX, PY
     failed = []
-    for attempt in range(PROFILE_TRIES):
-        longer = 2**attempt  # each stream twice as long as the one before
+    for _ in range(PROFILE_TRIES):
         W, _ = FM.refine_stochastic(Xs, Ys, W0, k=est.csls_k, keep=STOCHASTIC_KEEP,
-                                    rounds_per_level=STOCHASTIC_ROUNDS * longer,
-                                    max_rounds=MAX_STOCHASTIC_ROUNDS * longer,
+                                    rounds_per_level=STOCHASTIC_ROUNDS,
+                                    max_rounds=MAX_STOCHASTIC_ROUNDS,
                                     seed=int(seed_rng.integers(2**31)), **kw)
         result, ok = finish(W)
         if ok:
@@ -583,7 +578,7 @@ class AnchorMatcher(
     then 1 while VecMap's objective improves (at most
     :data:`MAX_STOCHASTIC_ROUNDS` rounds); then step 4.  Where that map fails
     the failure signal, the induction runs once more with another dropout
-    stream and twice the rounds (:data:`PROFILE_TRIES`).  It runs on the sample of X above and a
+    stream (:data:`PROFILE_TRIES`).  It runs on the sample of X above and a
     sample of as many rows of y; each round costs one ``5,000 x 5,000``
     similarity pass at most.  Where the centroids find
     no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs

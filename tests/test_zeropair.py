@@ -291,7 +291,7 @@ def test_profile_route_tries_a_second_dropout_stream_when_the_first_fails(monkey
 
     def first_fails(X_, Y_, W, *, fail=(0,), **kw):
         # the listed streams end on a random orthogonal map: a stream that never took off
-        streams.append((kw["seed"], kw["rounds_per_level"], kw["max_rounds"]))
+        streams.append(kw["seed"])
         if len(streams) - 1 in fail:
             noise = torch.randn(W.shape, generator=torch.Generator().manual_seed(len(streams)),
                                 dtype=torch.float64)
@@ -302,9 +302,7 @@ def test_profile_route_tries_a_second_dropout_stream_when_the_first_fails(monkey
     with warnings.catch_warnings():
         warnings.simplefilter("error", AlignmentWarning)
         matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
-    # the second stream: another seed, twice the rounds per level and in all
-    (seed0, per_level0, most0), (seed1, per_level1, most1) = streams
-    assert seed0 != seed1 and (per_level1, most1) == (2 * per_level0, 2 * most0)
+    assert len(streams) == 2 and streams[0] != streams[1]
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
     # every stream fails: no third one, and the warning
     streams.clear()
