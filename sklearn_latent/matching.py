@@ -46,6 +46,14 @@ MIN_ROWS_PER_CLUSTER = 5
 #: text encoders, clustered synthetic data), below 0.45 on failed or partly
 #: failed ones (isotropic and unrelated spaces, truly unpaired text).
 RELIABILITY_THRESHOLD = 0.5
+#: An alignment is also reported (as ambiguous) when a candidate map of the
+#: centroid or GW route that passes the failure signal on its own pairs fewer
+#: than this share of a sample of X as the kept map does: two different maps
+#: fit about equally well, as on a symmetric shape.  Measured on the agreeing
+#: candidates of correct alignments: 0.72 (Austen MiniLM-L6 -> L3) and 1.0
+#: (clustered synthetic data); on one and two Gaussian blobs at 20,000 rows
+#: (kept maps 0 % and 85 % right, reliability 0.50 and 0.92): 0.00-0.15.
+AMBIGUITY_AGREEMENT = 0.5
 #: The pair search of ``discovery="centroids"`` runs on each space's leading
 #: principal axes when it is wider than this (every similarity pass costs in
 #: proportion to the width); the translator is fitted on the full width.
@@ -417,9 +425,20 @@ def _pair_free(X, Y, seeds, grid, est, rng):
             (profiled["mutual"], profiled["score"]) > (kept["mutual"], kept["score"])
         ):
             kept = profiled
+    # another map that passes the signal but pairs the rows differently: ambiguous
+    # (each candidate before its final rounds, the best one too)
+    sample, agreement = Xn[rows[:REFINE_ROWS]], 1.0
+    rivals = [c_[3] for c_ in candidates if passes(dict(mutual=c_[0]))]
+    if rivals:
+        ours, _, _ = FM._best_matches(FM._normalize(sample @ kept["W"]), Yn, est.csls_k,
+                                      est.batch_size)
+        for W in rivals:
+            theirs, _, _ = FM._best_matches(FM._normalize(sample @ W), Yn, est.csls_k,
+                                            est.batch_size)
+            agreement = min(agreement, float((theirs == ours).to(torch.float64).mean()))
     info = dict(score=kept["score"], mutual=kept["mutual"], null=null,
                 null_mutual=null_mutual, n_centroids=kept["n_centroids"],
-                route=kept["route"],
+                route=kept["route"], agreement=agreement,
                 candidates=np.array([[c_[2], c_[0], c_[1]] for c_ in candidates]).reshape(-1, 3))
     return kept["W"], kept["rows"], kept["cols"], kept["scores"], info
 
@@ -561,6 +580,11 @@ class AnchorMatcher(
     mutual CSLS matches than that null (:data:`RELIABILITY_THRESHOLD`), the
     spaces are probably not close enough to isometric for pair-free
     alignment (e.g. isotropic clusters): an :class:`AlignmentWarning` says so.
+    The warning also fires when another candidate map of the centroid route
+    passes the signal but agrees with the kept map on fewer than half of the
+    matches of a sample (:data:`AMBIGUITY_AGREEMENT`): two different maps fit,
+    as on a symmetric shape (one or two Gaussian blobs), where the signal
+    alone cannot tell the right one.
     Not when more seeds than ``min(d_x, d_y)`` are given: the known pairs
     then determine the map, and on spaces that are related but far from
     isometric (VADER tokens, MiniLM-L6 -> USE, all 4,000 pairs given: at the
@@ -814,6 +838,18 @@ class AnchorMatcher(
                 f"{info['score']:.3f}). The two spaces are probably not close enough to "
                 "isometric to be aligned from their geometry alone; give known pairs "
                 "(seeds) or treat the translation as unreliable.",
+                AlignmentWarning, stacklevel=2,
+            )
+        elif self.discovery != "relative" and not determined and not (
+            info["agreement"] >= AMBIGUITY_AGREEMENT
+        ):
+            warnings.warn(
+                f"the alignment found without enough known pairs is ambiguous: another "
+                f"candidate map fits about as well and agrees with it on only "
+                f"{info['agreement']:.0%} of the matches of a sample of X. The shapes of the "
+                "spaces are probably symmetric (e.g. one or two Gaussian blobs), so their "
+                "geometry cannot tell which map is right; give known pairs (seeds) or treat "
+                "the translation as unreliable.",
                 AlignmentWarning, stacklevel=2,
             )
         return self

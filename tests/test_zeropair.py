@@ -373,6 +373,32 @@ def test_isotropic_or_unrelated_spaces_warn_instead_of_a_silent_wrong_map():
         AnchorMatcher(**FAST).fit(X, unrelated)
 
 
+def test_two_maps_that_fit_equally_well_warn_as_ambiguous(monkeypatch):
+    # a point set symmetric under x -> -x: W and -W fit it equally well (every row a
+    # mutual match under both) and pair the rows differently.  The final rounds are
+    # made to end on the other map: it passes the failure signal, the candidates
+    # (measured: every one passes) disagree with it, and the warning says so
+    P, _, _ = _hierarchical(n=200, seed=1)
+    P = P - P.mean(axis=0)
+    X = np.vstack([P, -P])
+    perm = np.random.default_rng(0).permutation(400)
+    Y = np.empty_like(X)
+    Y[perm] = X @ ortho_group.rvs(10, random_state=0)
+    real = FM.refine_by_neighbours
+    final_rounds = AUTO["n_refine"] - max(1, AUTO["n_refine"] // 5)
+
+    def other_map(X_, Y_, W, n_rounds, **kw):
+        W = real(X_, Y_, W, n_rounds, **kw)
+        return -W if n_rounds == final_rounds else W
+
+    monkeypatch.setattr(FM, "refine_by_neighbours", other_map)
+    with pytest.warns(AlignmentWarning, match="ambiguous: another candidate map fits"):
+        matcher = AnchorMatcher(**AUTO).fit(X, Y)
+    # the kept map passes the failure signal: only the agreement can tell
+    assert matcher.mutual_fraction_ > 0.9 > 0.5 > matcher.null_mutual_fraction_
+    assert _precision(matcher.matched_pairs_, perm) < 0.1  # each x paired with -x's partner
+
+
 def test_an_exact_rotated_copy_of_isotropic_data_is_found_by_its_profiles():
     # without noise the same isotropic cloud, rotated and shuffled, has the same sorted
     # similarities in both spaces: the centroid route fails (warned), the profile
