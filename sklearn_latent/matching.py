@@ -98,8 +98,10 @@ class AlignmentWarning(UserWarning):
     Raised as a warning by :class:`AnchorMatcher` when its unsupervised score
     (``alignment_score_``) is low: the two spaces are not close enough to
     isometric for their geometry alone to tell which point is which (e.g.
-    isotropic clusters), so the discovered pairs are mostly wrong.  Give known
-    pairs (``seeds``) or treat the result as unreliable.
+    isotropic clusters), so the discovered pairs are mostly wrong; or when
+    another candidate map fits about as well and pairs the rows differently
+    (an ambiguous alignment, as on a symmetric shape).  Give known pairs
+    (``seeds``) or treat the result as unreliable.
     """
 
 
