@@ -358,14 +358,18 @@ def _pair_free(X, Y, seeds, grid, est, rng):
                                                                   replace=False)
         Xs = _rows(Xn, np.sort(sample))
 
+    scored = Xn[rows[:REFINE_ROWS]]  # the rows on which candidate maps are scored
+
     def candidate(W, k):
         # a fifth of the refinement and one self-learning round, then scored:
-        # the share of mutual CSLS matches first, the mean CSLS score on ties
+        # the share of mutual CSLS matches first, the mean CSLS score on ties;
+        # the matches are kept for the ambiguity check
         W = FM.refine_by_neighbours(Xn, Yn, W, quick, rng=seed_rng, **kw)
         W = FM.refine_by_csls(Xs, Yn, W, 1, k=est.csls_k, **kw)
-        score, mutual = FM.alignment_score(FM._normalize(Xn[rows[:REFINE_ROWS]] @ W), Yn,
-                                           est.csls_k, est.batch_size)
-        return (mutual, score, k, W)
+        matches, best_val, mutual = FM._best_matches(FM._normalize(scored @ W), Yn,
+                                                     est.csls_k, est.batch_size)
+        score, mutual = FM._dictionary_score(best_val, mutual)
+        return (mutual, score, k, W, matches)
 
     def final(W):
         # the dictionary under W and its score from one evaluation; then the pairs
@@ -409,35 +413,32 @@ def _pair_free(X, Y, seeds, grid, est, rng):
     null, null_mutual = FM.alignment_score(FM._normalize(Xs @ Q), Yn, est.csls_k,
                                            est.batch_size)
 
-    def passes(result):
-        return _reliability(result["mutual"], null_mutual) >= RELIABILITY_THRESHOLD
+    def passes(mutual):
+        return _reliability(mutual, null_mutual) >= RELIABILITY_THRESHOLD
 
     def finish(W):  # the profile route's map after the usual self-learning
         W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
         result = dict(final(W), route="profiles", n_centroids=0)
-        return result, passes(result)
+        return result, passes(result["mutual"])
 
-    if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept)):
+    if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept["mutual"])):
         profiled = _profile_route(Xs, Yn, kw, est, seed_rng, finish)
         # "auto" swaps the centroid route's map for this one where this one passes
         # the failure signal; of two maps that fail it (the warning fires), the one
         # with more mutual matches (a right map reads low where the spaces share
         # only part of their items)
-        if kept is None or passes(profiled) or (
+        if kept is None or passes(profiled["mutual"]) or (
             (profiled["mutual"], profiled["score"]) > (kept["mutual"], kept["score"])
         ):
             kept = profiled
     # another map that passes the signal but pairs the rows differently: ambiguous
     # (each candidate before its final rounds, the best one too)
-    sample, agreement = Xn[rows[:REFINE_ROWS]], 1.0
-    rivals = [c_[3] for c_ in candidates if passes(dict(mutual=c_[0]))]
+    rivals = [c_[4] for c_ in candidates if passes(c_[0])]
+    agreement = 1.0
     if rivals:
-        ours, _, _ = FM._best_matches(FM._normalize(sample @ kept["W"]), Yn, est.csls_k,
+        ours, _, _ = FM._best_matches(FM._normalize(scored @ kept["W"]), Yn, est.csls_k,
                                       est.batch_size)
-        for W in rivals:
-            theirs, _, _ = FM._best_matches(FM._normalize(sample @ W), Yn, est.csls_k,
-                                            est.batch_size)
-            agreement = min(agreement, float((theirs == ours).to(torch.float64).mean()))
+        agreement = min(float((theirs == ours).to(torch.float64).mean()) for theirs in rivals)
     info = dict(score=kept["score"], mutual=kept["mutual"], null=null,
                 null_mutual=null_mutual, n_centroids=kept["n_centroids"],
                 route=kept["route"], agreement=agreement,
@@ -830,9 +831,9 @@ class AnchorMatcher(
         # more known pairs than dimensions determine the map: the pair-free failure
         # signal (spaces too far from isometric to align by geometry) does not apply
         determined = int(self.is_seed_.sum()) > min(X.shape[1], Y.shape[1])
-        if self.discovery != "relative" and not determined and not (
-            _reliability(info["mutual"], info["null_mutual"]) >= RELIABILITY_THRESHOLD
-        ):
+        if self.discovery == "relative" or determined:
+            return self
+        if not _reliability(info["mutual"], info["null_mutual"]) >= RELIABILITY_THRESHOLD:
             warnings.warn(
                 f"the alignment found without enough known pairs is unlikely to be right: "
                 f"only {info['mutual']:.0%} of the rows of X are mutual CSLS matches, against "
@@ -842,9 +843,7 @@ class AnchorMatcher(
                 "(seeds) or treat the translation as unreliable.",
                 AlignmentWarning, stacklevel=2,
             )
-        elif self.discovery != "relative" and not determined and not (
-            info["agreement"] >= AMBIGUITY_AGREEMENT
-        ):
+        elif not info["agreement"] >= AMBIGUITY_AGREEMENT:
             warnings.warn(
                 f"the alignment found without enough known pairs is ambiguous: another "
                 f"candidate map fits about as well and agrees with it on only "

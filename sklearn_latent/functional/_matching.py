@@ -226,7 +226,13 @@ def csls_dictionary(A, B, k=10, batch_size=None):
     best_col, best_val, mutual = _best_matches(A, B, k, batch_size)
     rows = torch.arange(A.shape[0], device=A.device)
     return (rows[mutual], best_col[mutual], best_val[mutual],
-            float(best_val.to(_F64).mean()), float(mutual.to(_F64).mean()))
+            *_dictionary_score(best_val, mutual))
+
+
+def _dictionary_score(best_val, mutual):
+    """``(score, mutual)`` of :func:`alignment_score` from :func:`_best_matches`' values and
+    mutual mask."""
+    return float(best_val.to(_F64).mean()), float(mutual.to(_F64).mean())
 
 
 def csls_mutual_nn(A, B, k=10, batch_size=None):
