@@ -40,7 +40,9 @@ undefined).  The digits data set has 1,797
 rows: there the test set is a third of the rows.
 
 Data: the real-encoder cache of benchmarks/real_data.py (``--root``,
-``<dataset>/<encoder>.npy``, float32 as cached).  Run single-threaded on a
+``<dataset>/<encoder>.npy``, float32 as cached).  torch runs on ``--threads``
+intra-op threads (default 1, column ``threads``; ``--threads 2`` with
+``OMP_NUM_THREADS=2`` for the two-core wall times).  Run single-threaded on a
 shared machine::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
@@ -188,7 +190,7 @@ def main_run(args):
         base = dict(dataset=args.dataset, source=a, target=b, d_source=A.shape[1],
                     d_target=B.shape[1], n_train=len(tr), n_test=len(te),
                     unpaired=args.unpaired, target_own=round(own, 4),
-                    refine_rows=_refine_rows())
+                    refine_rows=_refine_rows(), threads=torch.get_num_threads())
         ceil, info = run_method(lambda X, Y, s, r: ProcrustesTranslator().fit(X, Y),
                                 A_tr, B_tr, None, 0)
         rows.append(dict(base, method="ceiling", n_pairs=len(tr), random_state=-1,
@@ -337,6 +339,9 @@ def main(argv=None):
     ap.add_argument("--unpaired", action="store_true")
     ap.add_argument("--refine-rows", type=int, default=None,
                     help="set sklearn_latent.matching.REFINE_ROWS (0: never sample X)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1, for a shared machine; 2 for the "
+                         "two-core timings)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="+", default=None, metavar="CSV",
                     help="only write docs/_static/zero_pair_table.md and zero_pair.png from CSVs")
@@ -350,7 +355,7 @@ def main(argv=None):
         import sklearn_latent.matching as matching
 
         matching.REFINE_ROWS = args.refine_rows if args.refine_rows > 0 else 2**62
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     return main_run(args)
 
 
