@@ -260,9 +260,10 @@ def report(csv_files, table_path, plot_path):
     # differ between runs): every row is compared with the ceiling of its own file
     df = pd.concat([pd.read_csv(f).assign(file=str(f)) for f in csv_files], ignore_index=True)
     df["unpaired"] = df["unpaired"].astype(bool)
-    df["pair"] = (df["dataset"] + ": " + df["source"] + " -> " + df["target"]
-                  + np.where(df["unpaired"], " (unpaired)", ""))
-    df["key"] = df["dataset"] + ": " + df["source"] + " -> " + df["target"]
+    # one row per training size too: the same pair at 6,500 and 9,800 rows is two cases
+    df["key"] = (df["dataset"] + ", " + df["n_train"].map("{:,}".format) + " rows: "
+                 + df["source"] + " -> " + df["target"])
+    df["pair"] = df["key"] + np.where(df["unpaired"], " (unpaired)", "")
     is_ceil = df["method"] == "ceiling"
     ceilings = df[is_ceil].drop_duplicates(["file", "key"], keep="last")
     ceil_of = {(r.file, r.key): (r.top1, r.stitch) for r in ceilings.itertuples()}

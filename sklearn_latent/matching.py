@@ -70,16 +70,16 @@ REFINE_ROWS = 5000
 #: matches as 4,000; at 6,000 rows, profiles against 4,000 of the 5,000 sampled
 #: rows of each space (other items on each side) failed where all 5,000 found
 #: every pair.
-PROFILE_ROWS = REFINE_ROWS
-#: Above :data:`REFINE_ROWS` rows, the profile route runs on each space's
+#: Above :data:`REFINE_ROWS` rows per space, the route runs on each space's
 #: :data:`REFINE_ROWS` rows farthest from the space's mean (centered norm, which a
 #: rotation, a translation and a common scale leave in the same order), not on
 #: independent random samples: near-isometric spaces then pick mostly the same
 #: items, where two random samples of 5,000 of 10,800 rows share only 46 % of
-#: them.  Measured on Jane Austen passages (MiniLM-L6 and USE v3): 75 % of the
-#: 5,000 items shared at 10,800 rows (random: 47 %), 91 % at 6,000 tweets
-#: (random: 83 %); the route then found every pair at 6,500 and 9,800 rows
-#: where random samples failed.
+#: them.  Measured on Jane Austen passages (MiniLM-L6 and USE v3): 87 % of the
+#: 5,000 items shared at 6,500 rows (random: 77 %), 77 % at 9,800 (random: 51 %),
+#: where the route now finds every pair (random samples: 1 of 3 random states);
+#: 67 % at 16,095 (random: 31 %), where it still fails, with the warning.
+PROFILE_ROWS = REFINE_ROWS
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
 PROFILE_QUANTILES = 500

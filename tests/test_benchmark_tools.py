@@ -198,3 +198,22 @@ def test_zeropair_report_judges_each_run_by_its_own_files_ceiling(tmp_path):
     table = (tmp_path / "t.md").read_text()
     assert "0.600 / 0.800" in table and "0.700 / 0.850" in table
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_zeropair_report_keeps_each_training_size_apart(tmp_path):
+    # the same pair at two training sizes: two rows, each against its own ceiling
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    zeropair = _load("bench_zeropair")
+    base = "dataset,source,target,n_train,unpaired,method,n_pairs,random_state,precision,"
+    base += "top1,foscttm,stitch,warned,cpu_s,peak_mib\n"
+    for n, top1 in ((6500, 0.99), (16095, 0.02)):
+        (tmp_path / f"{n}.csv").write_text(base + (
+            f"d,a,b,{n},False,ceiling,{n},-1,1,1.0,0,0.60,False,0,0\n"
+            f"d,a,b,{n},False,pairfree,0,0,1,{top1},0,0.60,{top1 < 0.5},1,1\n"))
+    agg = zeropair.report([tmp_path / "6500.csv", tmp_path / "16095.csv"], tmp_path / "t.md",
+                          tmp_path / "p.png")
+    rows = {r.pair: r for r in agg.itertuples()}
+    assert set(rows) == {"d, 6,500 rows: a -> b", "d, 16,095 rows: a -> b"}
+    assert rows["d, 6,500 rows: a -> b"].success == 1.0
+    assert rows["d, 16,095 rows: a -> b"].success == 0.0
