@@ -64,22 +64,23 @@ MAX_WIDTH = 256
 #: then costs in proportion to n_y, not n_x * n_y); one final evaluation over
 #: all rows gives the pairs.
 REFINE_ROWS = 5000
-#: Reference rows of each space's similarity profiles (``discovery="profiles"``):
-#: every row of the route's sample.  On Austen passages (4,000 rows, MiniLM-L6 ->
-#: USE), 2,000 reference rows found a quarter to a half as many correct first
-#: matches as 4,000; at 6,000 rows, profiles against 4,000 of the 5,000 sampled
-#: rows of each space (other items on each side) failed where all 5,000 found
-#: every pair.
-#: Above :data:`REFINE_ROWS` rows per space, the route runs on each space's
-#: :data:`REFINE_ROWS` rows farthest from the space's mean (centered norm, which a
-#: rotation, a translation and a common scale leave in the same order), not on
-#: independent random samples: near-isometric spaces then pick mostly the same
-#: items, where two random samples of 5,000 of 10,800 rows share only 46 % of
-#: them.  Measured on Jane Austen passages (MiniLM-L6 and USE v3): 87 % of the
-#: 5,000 items shared at 6,500 rows (random: 77 %), 77 % at 9,800 (random: 51 %),
-#: where the route now finds every pair (random samples: 1 of 3 random states);
-#: 67 % at 16,095 (random: 31 %), where it still fails, with the warning.
-PROFILE_ROWS = REFINE_ROWS
+#: The most rows of each space that the profile route (``discovery="profiles"``)
+#: runs on; every one of them is a reference row of the similarity profiles.  At
+#: or below :data:`REFINE_ROWS` rows per space it runs on all of them; above,
+#: on the ``m`` rows farthest from the space's mean (centered norm, which a
+#: rotation, a translation and a common scale leave in the same order), ``m`` =
+#: half the rows, at least :data:`REFINE_ROWS` and at most this.  Near-isometric
+#: spaces then pick mostly the same items, where two independent random samples
+#: share only ``m / n`` of them, and a larger share of more rows keeps that
+#: overlap up.  On Jane Austen passages (MiniLM-L6 and USE v3, 0 pairs), items
+#: shared by the two samples and the outcome: 6,500 rows, m = 5,000: 87 %
+#: (random: 77 %), every pair; 9,800 rows, m = 5,000: 77 % (random: 51 %, 1 of
+#: 3 random states right), every pair; 16,095 rows: 67 % with m = 5,000, the
+#: route failed (warned), 76 % with m = 8,000, every pair.  Each round of the
+#: route costs ``m x m``: 8,000 rows 2.6 times 5,000.  On Austen passages (4,000
+#: rows), profiles against 2,000 reference rows found a quarter to a half as
+#: many correct first matches as against 4,000.
+PROFILE_ROWS = 8000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
 PROFILE_QUANTILES = 500
@@ -458,18 +459,21 @@ def _pair_free(X, Y, seeds, grid, est, rng):
 
 def _farthest_rows(Z, Zn):
     """The rows of ``Zn`` (``Z`` prepared) whose rows of ``Z`` lie farthest from its mean,
-    :data:`REFINE_ROWS` of them in their original order; all of ``Zn`` up to that many."""
-    if Z.shape[0] <= REFINE_ROWS:
+    in their original order: all up to :data:`REFINE_ROWS` rows, else half of them,
+    at least :data:`REFINE_ROWS` and at most :data:`PROFILE_ROWS`."""
+    n = Z.shape[0]
+    m = min(n, max(REFINE_ROWS, min(PROFILE_ROWS, (n + 1) // 2)))
+    if m == n:
         return Zn
     Z64 = Z.to(torch.float64)
-    far = torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1).topk(REFINE_ROWS).indices
+    far = torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1).topk(m).indices
     return Zn[far.sort().values]
 
 
 def _profile_route(Xs, Ys, kw, est, seed_rng, finish):
     """VecMap's start: similarity profiles matched under CSLS, then stochastic dictionary
     induction, on the rows ``Xs`` and ``Ys`` of the two spaces (at most
-    :data:`REFINE_ROWS` each); ``kw`` the seeds and ``batch_size`` of every
+    :data:`PROFILE_ROWS` each); ``kw`` the seeds and ``batch_size`` of every
     Procrustes fit.
 
     ``finish(W)`` completes a map and says whether it passes the failure signal:
@@ -612,8 +616,8 @@ class AnchorMatcher(
     all-pairs ceiling) the mutual fraction stays low however right the map.
 
     ``discovery="profiles"`` needs no pairs either (VecMap's unsupervised
-    start, Artetxe et al. 2018): each row's sorted similarities to
-    :data:`PROFILE_ROWS` rows of its own space (a profile that a rotation and
+    start, Artetxe et al. 2018): each row's sorted similarities to the
+    route's rows of its own space (a profile that a rotation and
     a new order of the rows leave unchanged, reduced to
     :data:`PROFILE_QUANTILES` order statistics) are matched across the
     spaces under CSLS, both ways; Procrustes on that weak dictionary; then
@@ -623,11 +627,14 @@ class AnchorMatcher(
     then 1 while VecMap's objective improves (at most
     :data:`MAX_STOCHASTIC_ROUNDS` rounds); then step 4.  Where that map fails
     the failure signal, the induction runs once more with another dropout
-    stream (:data:`PROFILE_TRIES`).  Above :data:`REFINE_ROWS` rows it runs
-    on that many rows of each space, those farthest from the space's mean (an
-    order that a rotation leaves unchanged, so that both spaces pick mostly
-    the same items; step 4 then runs on the random sample of X above); each
-    round costs one ``5,000 x 5,000`` similarity pass at most.  Where the centroids find
+    stream (:data:`PROFILE_TRIES`).  Up to :data:`REFINE_ROWS` rows per
+    space the route runs on all of them; above, on half of each space's rows
+    (at least :data:`REFINE_ROWS`, at most :data:`PROFILE_ROWS`), those
+    farthest from the space's mean: an order that a rotation leaves
+    unchanged, so that both spaces pick mostly the same items (step 4 then
+    runs on the random sample of X above).  Each round costs one
+    ``m x m`` similarity pass for ``m`` such rows (8,000 x 8,000 at most).
+    Where the centroids find
     no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs
     right) it reaches every pair; it fails, with the warning, where the
     spaces are far from isometric.

@@ -470,13 +470,14 @@ def test_above_refine_rows_self_learning_runs_on_a_sample_of_x(monkeypatch):
 
 
 def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
-    # above REFINE_ROWS rows the profile route runs on each space's rows farthest from
-    # its mean: an order a rotation, a shift and a shuffle leave unchanged, so both
-    # samples hold the same items (independent random samples of 250 of 600 rows
-    # would share about 42 % of them)
+    # above REFINE_ROWS rows the profile route runs on half of each space's rows (at
+    # least REFINE_ROWS, at most PROFILE_ROWS), those farthest from its mean: an
+    # order a rotation, a shift and a shuffle leave unchanged, so both samples hold
+    # the same items (independent random samples of 300 of 600 rows would share
+    # about half of them)
     X, Y, perm = _hierarchical(n=600, seed=1)
     monkeypatch.setattr(matching, "REFINE_ROWS", 250)
-    monkeypatch.setattr(matching, "PROFILE_ROWS", 250)
+    monkeypatch.setattr(matching, "PROFILE_ROWS", 400)
     seen, profile_map = [], FM.profile_map
 
     def spy(Xs, Ys, *args, **kw):
@@ -488,12 +489,18 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
         warnings.simplefilter("error", AlignmentWarning)
         matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
     (Xs, Ys), = seen
-    far_x = np.sort(np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))[:250])
-    far_y = np.sort(np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))[:250])
+    far_x = np.sort(np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))[:300])
+    far_y = np.sort(np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))[:300])
     assert_array_equal(Xs.numpy(), FM.center_normalize(torch.as_tensor(X))[far_x].numpy())
     assert_array_equal(Ys.numpy(), FM.center_normalize(torch.as_tensor(Y))[far_y].numpy())
-    assert np.intersect1d(far_x, perm[far_y]).shape[0] > 0.95 * 250  # the same items
+    assert np.intersect1d(far_x, perm[far_y]).shape[0] > 0.95 * 300  # the same items
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
+    # at most PROFILE_ROWS, at least REFINE_ROWS, all rows up to REFINE_ROWS
+    for n, rows in ((200, 200), (600, 300), (1000, 400)):
+        Z = torch.as_tensor(np.random.default_rng(0).normal(size=(n, 3)))
+        assert matching._farthest_rows(Z, Z).shape[0] == rows
+    monkeypatch.setattr(matching, "PROFILE_ROWS", 100)
+    assert matching._farthest_rows(Z, Z).shape[0] == 250
 
 
 def test_pair_free_blocks_follow_working_memory_and_never_change_the_result():
