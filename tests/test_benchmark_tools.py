@@ -175,14 +175,18 @@ def test_zeropair_scale_spaces_are_a_shuffled_noisy_rotation():
     assert not np.allclose(Y_noisy, Y)
 
 
+def _zeropair():
+    """bench_zeropair (its report needs pandas and matplotlib) and a CSV header."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    base = "dataset,source,target,n_train,unpaired,method,n_pairs,random_state,precision,"
+    return _load("bench_zeropair"), base + "top1,foscttm,stitch,warned,cpu_s,peak_mib\n"
+
+
 def test_zeropair_report_judges_each_run_by_its_own_files_ceiling(tmp_path):
     # two runs of one pair whose all-pairs ceilings differ (the translator's default
     # changed between them): each run's success is against its own file's ceiling
-    pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib")
-    zeropair = _load("bench_zeropair")
-    base = "dataset,source,target,n_train,unpaired,method,n_pairs,random_state,precision,"
-    base += "top1,foscttm,stitch,warned,cpu_s,peak_mib\n"
+    zeropair, base = _zeropair()
     old = base + ("d,a,b,100,False,ceiling,100,-1,1,0.60,0,0.80,False,0,0\n"
                   "d,a,b,100,False,pairfree,100,0,1,0.60,0,0.80,False,1,1\n")
     new = base + ("d,a,b,100,False,ceiling,100,-1,1,0.70,0,0.85,False,0,0\n"
@@ -202,11 +206,7 @@ def test_zeropair_report_judges_each_run_by_its_own_files_ceiling(tmp_path):
 
 def test_zeropair_report_keeps_each_training_size_apart(tmp_path):
     # the same pair at two training sizes: two rows, each against its own ceiling
-    pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib")
-    zeropair = _load("bench_zeropair")
-    base = "dataset,source,target,n_train,unpaired,method,n_pairs,random_state,precision,"
-    base += "top1,foscttm,stitch,warned,cpu_s,peak_mib\n"
+    zeropair, base = _zeropair()
     for n, top1 in ((6500, 0.99), (16095, 0.02)):
         (tmp_path / f"{n}.csv").write_text(base + (
             f"d,a,b,{n},False,ceiling,{n},-1,1,1.0,0,0.60,False,0,0\n"
