@@ -76,10 +76,11 @@ REFINE_ROWS = 5000
 #: shared by the two samples and the outcome: 6,500 rows, m = 5,000: 87 %
 #: (random: 77 %), every pair; 9,800 rows, m = 5,000: 77 % (random: 51 %, 1 of
 #: 3 random states right), every pair; 16,095 rows: 67 % with m = 5,000, the
-#: route failed (warned), 76 % with m = 8,000, every pair.  Each round of the
-#: route costs ``m x m``: 8,000 rows 2.6 times 5,000.  On Austen passages (4,000
-#: rows), profiles against 2,000 reference rows found a quarter to a half as
-#: many correct first matches as against 4,000.
+#: route failed (warned), 76 % with m = 8,000, every pair on 5 of 6 random
+#: states (the sixth warned).  Each round of the route costs ``m x m``: 8,000
+#: rows 2.6 times 5,000.  On Austen passages (4,000 rows), profiles against
+#: 2,000 reference rows found a quarter to a half as many correct first matches
+#: as against 4,000.
 PROFILE_ROWS = 8000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
