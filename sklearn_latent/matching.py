@@ -481,10 +481,11 @@ def _profile_route(Xs, Ys, kw, est, seed_rng, finish):
     the first of at most :data:`PROFILE_TRIES` dropout streams that passes it is
     returned, else the one with the most mutual matches.
     """
-    # profiles of one length: no more order statistics than either reference has rows
-    length = min(PROFILE_QUANTILES, PROFILE_ROWS, Xs.shape[0], Ys.shape[0])
-    PX = FM.similarity_profiles(Xs, PROFILE_ROWS, length, seed_rng, est.batch_size)
-    PY = FM.similarity_profiles(Ys, PROFILE_ROWS, length, seed_rng, est.batch_size)
+    # every row of each side is a reference row of its profiles; profiles of one
+    # length: no more order statistics than either side has rows
+    length = min(PROFILE_QUANTILES, Xs.shape[0], Ys.shape[0])
+    PX = FM.similarity_profiles(Xs, Xs.shape[0], length, seed_rng, est.batch_size)
+    PY = FM.similarity_profiles(Ys, Ys.shape[0], length, seed_rng, est.batch_size)
     W0 = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
     del PX, PY
     failed = []
