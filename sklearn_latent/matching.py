@@ -65,22 +65,25 @@ MAX_WIDTH = 256
 #: all rows gives the pairs.
 REFINE_ROWS = 5000
 #: The most rows of each space that the profile route (``discovery="profiles"``)
-#: runs on; every one of them is a reference row of the similarity profiles.  At
-#: or below :data:`REFINE_ROWS` rows per space it runs on all of them; above,
-#: on the ``m`` rows farthest from the space's mean (centered norm, which a
-#: rotation, a translation and a common scale leave in the same order), ``m`` =
-#: half the rows, at least :data:`REFINE_ROWS` and at most this.  Near-isometric
-#: spaces then pick mostly the same items, where two independent random samples
-#: share only ``m / n`` of them, and a larger share of more rows keeps that
-#: overlap up.  On Jane Austen passages (MiniLM-L6 and USE v3, 0 pairs), items
-#: shared by the two samples and the outcome: 6,500 rows, m = 5,000: 87 %
-#: (random: 77 %), every pair; 9,800 rows, m = 5,000: 77 % (random: 51 %, 1 of
-#: 3 random states right), every pair; 16,095 rows: 67 % with m = 5,000, the
-#: route failed (warned), 76 % with m = 8,000, every pair on 5 of 6 random
-#: states (the sixth warned).  Each round of the route costs ``m x m``: 8,000
-#: rows 2.6 times 5,000.  On Austen passages (4,000 rows), profiles against
-#: 2,000 reference rows found a quarter to a half as many correct first matches
-#: as against 4,000.
+#: builds its similarity profiles and first map on; every one of them is a
+#: reference row of the profiles.  At or below :data:`REFINE_ROWS` rows per
+#: space it runs on all of them; above, on the ``m`` rows farthest from the
+#: space's mean (centered norm, which a rotation, a translation and a common
+#: scale leave in the same order), ``m`` = half the rows, at least
+#: :data:`REFINE_ROWS` and at most this, and its dropout rounds on the
+#: :data:`REFINE_ROWS` farthest of them.  Near-isometric spaces then pick
+#: mostly the same items, where two independent random samples share only
+#: ``m / n`` of them, and a larger share of more rows keeps that overlap up.
+#: On Jane Austen passages (MiniLM-L6 and USE v3, 0 pairs), items shared by the
+#: two samples and the outcome: 6,500 rows, m = 5,000: 87 % (random: 77 %),
+#: every pair; 9,800 rows, m = 5,000: 77 % (random: 51 %, 1 of 3 random states
+#: right), every pair; 16,095 rows: 67 % with m = 5,000, the route failed
+#: (warned); 76 % with m = 8,000, every pair on 5 of 6 random states (the sixth
+#: warned) while the dropout rounds ran on all 8,000 rows (2.6 times the cost of
+#: 5,000 per round), on 10 of 10 with them on the 5,000 farthest (67 % shared,
+#: but from the first map of the 8,000).  On Austen passages (4,000 rows),
+#: profiles against 2,000 reference rows found a quarter to a half as many
+#: correct first matches as against 4,000.
 PROFILE_ROWS = 8000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
@@ -433,7 +436,7 @@ def _pair_free(X, Y, seeds, grid, est, rng):
         return result, passes(result["mutual"])
 
     if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept["mutual"])):
-        profiled = _profile_route(_farthest_rows(X, Xn), _farthest_rows(Y, Yn), kw, est,
+        profiled = _profile_route(Xn, Yn, _farthest_rows(X), _farthest_rows(Y), kw, est,
                                   seed_rng, finish)
         # "auto" swaps the centroid route's map for this one where this one passes
         # the failure signal; of two maps that fail it (the warning fires), the one
@@ -458,39 +461,45 @@ def _pair_free(X, Y, seeds, grid, est, rng):
     return kept["W"], kept["rows"], kept["cols"], kept["scores"], info
 
 
-def _farthest_rows(Z, Zn):
-    """The rows of ``Zn`` (``Z`` prepared) whose rows of ``Z`` lie farthest from its mean,
-    in their original order: all up to :data:`REFINE_ROWS` rows, else half of them,
-    at least :data:`REFINE_ROWS` and at most :data:`PROFILE_ROWS`."""
+def _farthest_rows(Z):
+    """Indices of the rows of ``Z`` farthest from its mean, farthest first: all rows up
+    to :data:`REFINE_ROWS` (in their order), else half of them, at least
+    :data:`REFINE_ROWS` and at most :data:`PROFILE_ROWS`."""
     n = Z.shape[0]
     m = min(n, max(REFINE_ROWS, min(PROFILE_ROWS, (n + 1) // 2)))
     if m == n:
-        return Zn
+        return torch.arange(n, device=Z.device)
     Z64 = Z.to(torch.float64)
-    far = torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1).topk(m).indices
-    return Zn[far.sort().values]
+    return torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1).topk(m).indices
 
 
-def _profile_route(Xs, Ys, kw, est, seed_rng, finish):
+def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     """VecMap's start: similarity profiles matched under CSLS, then stochastic dictionary
-    induction, on the rows ``Xs`` and ``Ys`` of the two spaces (at most
-    :data:`PROFILE_ROWS` each); ``kw`` the seeds and ``batch_size`` of every
+    induction, on the rows of ``Xn`` and ``Yn`` that :func:`_farthest_rows` picks
+    (``far_x``, ``far_y``); ``kw`` the seeds and ``batch_size`` of every
     Procrustes fit.
+
+    The profiles and their first map use every picked row (at most
+    :data:`PROFILE_ROWS`); the dropout rounds only the :data:`REFINE_ROWS`
+    farthest of them, each side's rows in their original order.
 
     ``finish(W)`` completes a map and says whether it passes the failure signal:
     the first of at most :data:`PROFILE_TRIES` dropout streams that passes it is
     returned, else the one with the most mutual matches.
     """
+    Xs, Ys = _rows(Xn, far_x.sort().values), _rows(Yn, far_y.sort().values)
     # every row of each side is a reference row of its profiles; profiles of one
     # length: no more order statistics than either side has rows
     length = min(PROFILE_QUANTILES, Xs.shape[0], Ys.shape[0])
     PX = FM.similarity_profiles(Xs, Xs.shape[0], length, seed_rng, est.batch_size)
     PY = FM.similarity_profiles(Ys, Ys.shape[0], length, seed_rng, est.batch_size)
     W0 = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
-    del PX, PY
+    del PX, PY, Xs, Ys
+    Xd = _rows(Xn, far_x[:REFINE_ROWS].sort().values)
+    Yd = _rows(Yn, far_y[:REFINE_ROWS].sort().values)
     failed = []
     for _ in range(PROFILE_TRIES):
-        W, _ = FM.refine_stochastic(Xs, Ys, W0, k=est.csls_k, keep=STOCHASTIC_KEEP,
+        W, _ = FM.refine_stochastic(Xd, Yd, W0, k=est.csls_k, keep=STOCHASTIC_KEEP,
                                     rounds_per_level=STOCHASTIC_ROUNDS,
                                     max_rounds=MAX_STOCHASTIC_ROUNDS,
                                     seed=int(seed_rng.integers(2**31)), **kw)
@@ -634,8 +643,10 @@ class AnchorMatcher(
     (at least :data:`REFINE_ROWS`, at most :data:`PROFILE_ROWS`), those
     farthest from the space's mean: an order that a rotation leaves
     unchanged, so that both spaces pick mostly the same items (step 4 then
-    runs on the random sample of X above).  Each round costs one
-    ``m x m`` similarity pass for ``m`` such rows (8,000 x 8,000 at most).
+    runs on the random sample of X above).  The profiles and the first map
+    use all ``m`` such rows (one ``m x m`` similarity pass, 8,000 x 8,000 at
+    most); the dropout rounds the :data:`REFINE_ROWS` farthest of them (one
+    5,000 x 5,000 pass each).
     Where the centroids find
     no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs
     right) it reaches every pair; it fails, with the warning, where the

@@ -474,33 +474,40 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
     # least REFINE_ROWS, at most PROFILE_ROWS), those farthest from its mean: an
     # order a rotation, a shift and a shuffle leave unchanged, so both samples hold
     # the same items (independent random samples of 300 of 600 rows would share
-    # about half of them)
+    # about half of them); its dropout rounds on the REFINE_ROWS farthest of them
     X, Y, perm = _hierarchical(n=600, seed=1)
     monkeypatch.setattr(matching, "REFINE_ROWS", 250)
     monkeypatch.setattr(matching, "PROFILE_ROWS", 400)
-    seen, profile_map = [], FM.profile_map
+    seen, profile_map, refine_stochastic = [], FM.profile_map, FM.refine_stochastic
 
     def spy(Xs, Ys, *args, **kw):
         seen.append((Xs, Ys))
         return profile_map(Xs, Ys, *args, **kw)
 
+    def spy_stochastic(Xd, Yd, *args, **kw):
+        seen.append((Xd, Yd))
+        return refine_stochastic(Xd, Yd, *args, **kw)
+
     monkeypatch.setattr(FM, "profile_map", spy)
+    monkeypatch.setattr(FM, "refine_stochastic", spy_stochastic)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AlignmentWarning)
         matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
-    (Xs, Ys), = seen
-    far_x = np.sort(np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))[:300])
-    far_y = np.sort(np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))[:300])
-    assert_array_equal(Xs.numpy(), FM.center_normalize(torch.as_tensor(X))[far_x].numpy())
-    assert_array_equal(Ys.numpy(), FM.center_normalize(torch.as_tensor(Y))[far_y].numpy())
-    assert np.intersect1d(far_x, perm[far_y]).shape[0] > 0.95 * 300  # the same items
+    (Xs, Ys), (Xd, Yd) = seen  # one dropout stream: the first passes
+    order_x = np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))
+    order_y = np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))
+    Xn, Yn = FM.center_normalize(torch.as_tensor(X)), FM.center_normalize(torch.as_tensor(Y))
+    for got, Z, order, rows in ((Xs, Xn, order_x, 300), (Ys, Yn, order_y, 300),
+                                (Xd, Xn, order_x, 250), (Yd, Yn, order_y, 250)):
+        assert_array_equal(got.numpy(), Z[np.sort(order[:rows])].numpy())
+    assert np.intersect1d(order_x[:300], perm[order_y[:300]]).shape[0] > 0.95 * 300
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
     # at most PROFILE_ROWS, at least REFINE_ROWS, all rows up to REFINE_ROWS
     for n, rows in ((200, 200), (600, 300), (1000, 400)):
         Z = torch.as_tensor(np.random.default_rng(0).normal(size=(n, 3)))
-        assert matching._farthest_rows(Z, Z).shape[0] == rows
+        assert matching._farthest_rows(Z).shape[0] == rows
     monkeypatch.setattr(matching, "PROFILE_ROWS", 100)
-    assert matching._farthest_rows(Z, Z).shape[0] == 250
+    assert matching._farthest_rows(Z).shape[0] == 250
 
 
 def test_pair_free_blocks_follow_working_memory_and_never_change_the_result():
