@@ -279,7 +279,9 @@ def report(csv_files, table_path, plot_path):
     runs["success"] = [
         float(r.top1 >= c[0] - 0.02 and r.stitch >= c[1] - 0.02) if c else np.nan
         for r, c in zip(runs.itertuples(), own)]
-    g = runs.groupby(["pair", "method", "n_pairs", "pairs", "ceiling top1 / stitch"], sort=True)
+    # sizes in numeric order (4,000 before 20,000), not the labels' string order
+    g = runs.groupby(["dataset", "n_train", "pair", "method", "n_pairs", "pairs",
+                      "ceiling top1 / stitch"], sort=True)
     agg = g.agg(runs=("top1", "size"), precision=("precision", "mean"), top1=("top1", "mean"),
                 foscttm=("foscttm", "mean"), stitch=("stitch", "mean"),
                 success=("success", "mean"), warned=("warned", "sum"),

