@@ -148,7 +148,7 @@ def _check_seeds(seeds, n_x, n_y):
 
 
 def _rows(Z, idx):
-    """Rows ``idx`` (numpy int array) of a validated array or tensor."""
+    """Rows ``idx`` (numpy int array or index tensor) of a validated array or tensor."""
     return Z[torch.as_tensor(idx, device=Z.device)] if isinstance(Z, torch.Tensor) else Z[idx]
 
 
