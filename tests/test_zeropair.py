@@ -188,6 +188,50 @@ def test_stochastic_self_learning_from_a_weak_start():
     assert not torch.allclose(other, first)
 
 
+def _keep_schedule(monkeypatch, objectives, **kw):
+    """The keep probability of each round of ``refine_stochastic`` when its rounds read
+    the given objectives (one per round, the last repeated), from the dropout masks."""
+    seen = []
+
+    def scripted(A, B, k, batch_size, dropped=None):
+        seen.append(1.0 if dropped is None else 1.0 - float(dropped.to(torch.float64).mean()))
+        rows = torch.arange(A.shape[0])
+        return rows, rows, objectives[min(len(seen), len(objectives)) - 1]
+
+    monkeypatch.setattr(FM, "_union_dictionary", scripted)
+    X = FM._normalize(torch.as_tensor(np.random.default_rng(0).normal(size=(128, 4))))
+    _, rounds = FM.refine_stochastic(X, X, torch.eye(4, dtype=X.dtype), keep=0.25, **kw)
+    assert rounds == len(seen)
+    return np.round(np.array(seen) * 4) / 4  # 128 x 128 masks: within 0.02 of keep
+
+
+def test_refine_stochastic_stall_schedule_doubles_keep_after_rounds_without_a_new_best(
+        monkeypatch):
+    # the objective rises for 10 rounds, then stays: with stall=3 keep stays at 0.25
+    # through those 10 and 3 more, 3 rounds at 0.5, then one at 1, which ends it
+    rising = [0.1 * (i + 1) for i in range(10)]
+    keeps = _keep_schedule(monkeypatch, rising, stall=3, rounds_per_level=2)
+    assert_array_equal(keeps, [0.25] * 13 + [0.5] * 3 + [1.0])
+    # a fixed schedule (stall=None) doubles keep every rounds_per_level rounds whatever
+    # the objective, and at keep 1 goes on while the objective rises
+    keeps = _keep_schedule(monkeypatch, rising + [1.1, 1.2, 1.3], rounds_per_level=2)
+    assert_array_equal(keeps, [0.25] * 2 + [0.5] * 2 + [1.0] * 10)
+    # never more than max_rounds
+    keeps = _keep_schedule(monkeypatch, rising, stall=3, max_rounds=8)
+    assert_array_equal(keeps, [0.25] * 8)
+    # done(W) is asked whenever keep is about to double, and a true answer ends the rounds
+    asked = []
+    keeps = _keep_schedule(monkeypatch, rising, stall=3, done=lambda W: asked.append(W) or 0)
+    assert len(keeps) == 17 and len(asked) == 2
+    asked.clear()
+    keeps = _keep_schedule(monkeypatch, rising, stall=3, done=lambda W: asked.append(W) or 1)
+    assert len(keeps) == 13 and len(asked) == 1
+    asked.clear()
+    keeps = _keep_schedule(monkeypatch, rising, rounds_per_level=2,
+                           done=lambda W: asked.append(W) or 0)
+    assert len(keeps) == 11 and len(asked) == 2  # 0.25 -> 0.5 and 0.5 -> 1
+
+
 def test_union_dictionary_drops_the_masked_entries():
     rng = np.random.default_rng(0)
     A = FM._normalize(torch.as_tensor(rng.normal(size=(40, 6))))
@@ -284,33 +328,60 @@ def test_profiles_discovery_without_hubness_correction():
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
 
 
-def test_profile_route_tries_a_second_dropout_stream_when_the_first_fails(monkeypatch):
+def test_profile_route_tries_more_dropout_streams_while_they_fail(monkeypatch):
     X, Y, perm = _hierarchical(n=400, d=8, seed=3)
     real = FM.refine_stochastic
     streams = []
 
-    def first_fails(X_, Y_, W, *, fail=(0,), **kw):
-        # the listed streams end on a random orthogonal map: a stream that never took off
-        streams.append(kw["seed"])
-        if len(streams) - 1 in fail:
-            noise = torch.randn(W.shape, generator=torch.Generator().manual_seed(len(streams)),
-                                dtype=torch.float64)
-            return FM.polar(noise).to(W.dtype), 1
-        return real(X_, Y_, W, **kw)
+    def noise(W):  # a random orthogonal map: a stream that never took off
+        gen = torch.Generator().manual_seed(len(streams))
+        return FM.polar(torch.randn(W.shape, generator=gen, dtype=torch.float64)).to(W.dtype)
 
-    monkeypatch.setattr(FM, "refine_stochastic", first_fails)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AlignmentWarning)
-        matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
-    assert len(streams) == 2 and streams[0] != streams[1]
-    assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
-    # every stream fails: no third one, and the warning
+    def failing(fail):
+        def stream(X_, Y_, W, **kw):
+            streams.append(kw)
+            return (noise(W), 1) if len(streams) - 1 in fail else real(X_, Y_, W, **kw)
+        return stream
+
+    def fit():
+        streams.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AlignmentWarning)
+            matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+        assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
+
+    # the first stream fails: a second on the same fixed schedule, another seed
+    monkeypatch.setattr(FM, "refine_stochastic", failing((0,)))
+    fit()
+    assert len(streams) == 2 and streams[0]["seed"] != streams[1]["seed"]
+    assert streams[0]["stall"] is None and streams[1]["stall"] is None
+    assert streams[0]["done"] is None and streams[1]["done"] is None
+    # both fail: the last stream, on the stall schedule, which ends at the first map
+    # that passes the failure signal
+    monkeypatch.setattr(FM, "refine_stochastic", failing((0, 1)))
+    fit()
+    assert len(streams) == matching.PROFILE_TRIES == 3
+    assert streams[2]["stall"] == matching.STALL_ROUNDS and streams[2]["done"] is not None
+    assert streams[2]["max_rounds"] == matching.MAX_STALL_ROUNDS
+
+    def passes_then_drifts(X_, Y_, W, **kw):
+        # the last stream's map passes when checked, then the stream drifts off: the
+        # checked map is kept
+        streams.append(kw)
+        if kw["done"] is None:
+            return noise(W), 1
+        good = real(X_, Y_, W, **dict(kw, stall=None, done=None))[0]
+        assert kw["done"](good)
+        return noise(W), 1
+
+    monkeypatch.setattr(FM, "refine_stochastic", passes_then_drifts)
+    fit()
+    # every stream fails: no more than PROFILE_TRIES, and the warning
     streams.clear()
-    monkeypatch.setattr(FM, "refine_stochastic",
-                        lambda *a, **kw: first_fails(*a, fail=(0, 1, 2), **kw))
+    monkeypatch.setattr(FM, "refine_stochastic", failing((0, 1, 2, 3)))
     with pytest.warns(AlignmentWarning, match="unlikely to be right"):
         AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
-    assert len(streams) == 2
+    assert len(streams) == 3
 
 
 def test_auto_falls_back_to_profiles_where_the_centroids_fail(monkeypatch):

@@ -580,7 +580,8 @@ def _random_bytes(shape, generator, device):
 
 
 def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_rounds=200,
-                      seed=0, seeds_x=None, seeds_y=None, seed_weight=1.0, batch_size=None):
+                      stall=None, done=None, seed=0, seeds_x=None, seeds_y=None,
+                      seed_weight=1.0, batch_size=None):
     """Self-learning with stochastic dictionary induction (after VecMap, Artetxe et al. 2018).
 
     Each round: the CSLS best match of every mapped x in ``Y`` and of every
@@ -593,7 +594,11 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     map that starts from a weak dictionary (a few correct pairs in a
     thousand) to leave the local optimum that plain self-learning stays in.
     VecMap doubles ``keep`` when its objective stalls (50 rounds without
-    improvement); a fixed number of rounds per level bounds the cost.  How
+    improvement): ``stall=n`` does so after ``n`` rounds without a new best
+    objective (``rounds_per_level`` is then unused); the fixed number of
+    rounds per level (``stall=None``) bounds the cost.  ``done(W)``, if
+    given, is called with the map whenever ``keep`` is about to double; the
+    rounds end when it returns true.  How
     many matters (Jane Austen passages, MiniLM-L6 -> USE v3, 4,000 rows,
     ``AnchorMatcher(random_state=0..9)``): with 15 rounds per level 6 of 10
     random states reached every pair, with 30 (the default) 10 of 10 with
@@ -614,8 +619,11 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     rows_y = torch.arange(Y.shape[0], device=X.device)
     gen = torch.Generator(device=X.device).manual_seed(int(seed))
     best, rounds = -math.inf, 0
+    level, last = 0, 0  # the stall schedule's level, and its round of the last new best
     while rounds < max_rounds:
-        p = min(1.0, keep * 2.0 ** (rounds // rounds_per_level))
+        if stall is None:
+            level = rounds // rounds_per_level
+        p = min(1.0, keep * 2.0**level)
         dropped = None
         if p < 1.0:
             dropped = _random_bytes((X.shape[0], Y.shape[0]), gen, X.device) >= round(256 * p)
@@ -624,8 +632,17 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
         rounds += 1
         if p >= 1.0 and objective - best < 1e-6:
             break  # the last dictionary did not improve on the map it came from
-        best = objective if p >= 1.0 else best
+        if stall is None:
+            best = objective if p >= 1.0 else best
+        elif objective - best >= 1e-6:
+            best, last = objective, rounds
+        elif rounds - last >= stall:
+            level, last = level + 1, rounds
         W = procrustes_polar(*_with_seeds(X[torch.cat([rows_x, bwd])],
                                           Y[torch.cat([fwd, rows_y])],
                                           seeds_x, seeds_y, seed_weight))
+        if stall is None:
+            level = rounds // rounds_per_level
+        if done is not None and p < min(1.0, keep * 2.0**level) and done(W):
+            break
     return W, rounds
