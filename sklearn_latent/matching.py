@@ -395,14 +395,20 @@ def _pair_free(X, Y, seeds, grid, est, rng):
         score, mutual = FM._dictionary_score(best_val, mutual)
         return (mutual, score, k, W, matches)
 
-    def final(W):
-        # the dictionary under W and its score from one evaluation; then the pairs
-        # from every row of X when X was sampled
+    def final(W, pairs=True):
+        # the dictionary under W and its score from one evaluation; then (pairs=True)
+        # the pairs from every row of X when X was sampled
         r, c, sc, score, mutual = FM.csls_dictionary(FM._normalize(Xs @ W), Yn, est.csls_k,
                                                      est.batch_size)
-        if Xs is not Xn:
-            r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ W), Yn, est.csls_k, est.batch_size)
-        return dict(W=W, rows=r, cols=c, scores=sc, score=score, mutual=mutual)
+        result = dict(W=W, rows=r, cols=c, scores=sc, score=score, mutual=mutual)
+        return with_pairs(result) if pairs else result
+
+    def with_pairs(result):
+        if Xs is Xn:
+            return result
+        r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ result["W"]), Yn, est.csls_k,
+                                     est.batch_size)
+        return dict(result, rows=r, cols=c, scores=sc)
 
     candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
     kept = None
@@ -440,9 +446,11 @@ def _pair_free(X, Y, seeds, grid, est, rng):
     def passes(mutual):
         return _reliability(mutual, null_mutual) >= RELIABILITY_THRESHOLD
 
-    def finish(W):  # the profile route's map after the usual self-learning
+    def finish(W):
+        # the profile route's map after the usual self-learning; its pairs from every
+        # row of X only for the map kept (one n_x x n_y pass, not one per map tried)
         W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
-        result = dict(final(W), route="profiles", n_centroids=0)
+        result = dict(final(W, pairs=False), route="profiles", n_centroids=0)
         return result, passes(result["mutual"])
 
     if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept["mutual"])):
@@ -456,6 +464,8 @@ def _pair_free(X, Y, seeds, grid, est, rng):
             (profiled["mutual"], profiled["score"]) > (kept["mutual"], kept["score"])
         ):
             kept = profiled
+    if kept["route"] == "profiles":
+        kept = with_pairs(kept)
     # another map that passes the signal but pairs the rows differently: ambiguous
     # (each candidate before its final rounds, the best one too)
     rivals = [c_[4] for c_ in candidates if passes(c_[0])]

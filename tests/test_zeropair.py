@@ -581,6 +581,37 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
     assert matching._farthest_rows(Z).shape[0] == 250
 
 
+def test_profile_route_pairs_every_row_once_for_the_map_it_keeps(monkeypatch):
+    # above REFINE_ROWS rows of X the maps are checked on a sample of X; the pairs of
+    # every row (an n_x x n_y pass) come once, for the map kept, however many dropout
+    # streams and checks ran
+    X, Y, perm = _hierarchical(n=600, seed=1)
+    monkeypatch.setattr(matching, "REFINE_ROWS", 250)
+    monkeypatch.setattr(matching, "PROFILE_ROWS", 400)
+    full, csls_mutual_nn = [], FM.csls_mutual_nn
+
+    def spy(A, *args, **kw):
+        full.append(A.shape[0] == len(X))
+        return csls_mutual_nn(A, *args, **kw)
+
+    def never_takes_off(X_, Y_, W, **kw):
+        gen = torch.Generator().manual_seed(kw["seed"])
+        return FM.polar(torch.randn(W.shape, generator=gen, dtype=W.dtype)), 1
+
+    monkeypatch.setattr(FM, "csls_mutual_nn", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+    assert sum(full) == 1
+    assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
+    assert matcher.matched_pairs_[:, 0].max() >= 250  # pairs beyond the sample of X
+    full.clear()
+    monkeypatch.setattr(FM, "refine_stochastic", never_takes_off)
+    with pytest.warns(AlignmentWarning, match="unlikely to be right"):
+        AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+    assert sum(full) == 1
+
+
 def test_pair_free_blocks_follow_working_memory_and_never_change_the_result():
     # the pair-free pipeline never forms an n_x x n_y similarity matrix: with
     # batch_size None or "auto" its blocks come from scikit-learn's working_memory
