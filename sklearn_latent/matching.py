@@ -1,6 +1,7 @@
 """Parallel anchors without pairs or from a few: pair-free alignment and seed bootstrapping."""
 
 import copy
+import functools
 import math
 import numbers
 
@@ -505,7 +506,8 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
 
     ``finish(W)`` completes a map and says whether it passes the failure signal:
     the first of at most :data:`PROFILE_TRIES` dropout streams that passes it is
-    returned, else the one with the most mutual matches.
+    returned, else the one with the most mutual matches.  The last stream runs
+    on the stall schedule and is also checked whenever its ``keep`` doubles.
     """
     Xs, Ys = _rows(Xn, far_x.sort().values), _rows(Yn, far_y.sort().values)
     # every row of each side is a reference row of its profiles; profiles of one
@@ -518,16 +520,16 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     Xd = _rows(Xn, far_x[:REFINE_ROWS].sort().values)
     Yd = _rows(Yn, far_y[:REFINE_ROWS].sort().values)
     failed = []
+
+    def done(W, checked):  # the stall stream's maps, checked whenever its keep doubles
+        checked.append(finish(W))
+        return checked[-1][1]
+
     for stall in [None] * (PROFILE_TRIES - 1) + [STALL_ROUNDS]:
-        checked = []  # the stall stream's maps checked whenever its keep doubles
-
-        def done(W):
-            checked.append(finish(W))
-            return checked[-1][1]
-
+        checked = []
         W, _ = FM.refine_stochastic(
             Xd, Yd, W0, k=est.csls_k, keep=STOCHASTIC_KEEP, rounds_per_level=STOCHASTIC_ROUNDS,
-            stall=stall, done=done if stall else None,
+            stall=stall, done=functools.partial(done, checked=checked) if stall else None,
             max_rounds=MAX_STALL_ROUNDS if stall else MAX_STOCHASTIC_ROUNDS,
             seed=int(seed_rng.integers(2**31)), **kw)
         result, ok = checked[-1] if checked and checked[-1][1] else finish(W)
@@ -669,10 +671,11 @@ class AnchorMatcher(
     ``keep`` doubles only after :data:`STALL_ROUNDS` rounds without a new
     best objective (at most :data:`MAX_STALL_ROUNDS` rounds), and the stream
     ends at the first map that, completed by step 4, passes the failure
-    signal (checked whenever ``keep`` doubles).  Up to :data:`REFINE_ROWS` rows per space
-    the route runs on all of them; above, on half of each space's rows
-    (at least :data:`REFINE_ROWS`, at most :data:`PROFILE_ROWS`), those
-    farthest from the space's mean: an order that a rotation leaves
+    signal (checked whenever ``keep`` doubles).  Up to :data:`REFINE_ROWS`
+    rows per space the route runs on all of them; above, on half of each
+    space's rows (at least :data:`REFINE_ROWS`, at most
+    :data:`PROFILE_ROWS`), those farthest from the space's mean: an order
+    that a rotation leaves
     unchanged, so that both spaces pick mostly the same items (step 4 then
     runs on the random sample of X above).  The profiles and the first map
     use all ``m`` such rows (one ``m x m`` similarity pass, 8,000 x 8,000 at
