@@ -619,10 +619,8 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     rows_y = torch.arange(Y.shape[0], device=X.device)
     gen = torch.Generator(device=X.device).manual_seed(int(seed))
     best, rounds = -math.inf, 0
-    level, last = 0, 0  # the stall schedule's level, and its round of the last new best
+    level, last = 0, 0  # keep = keep * 2**level; the round of the last new best (stall)
     while rounds < max_rounds:
-        if stall is None:
-            level = rounds // rounds_per_level
         p = min(1.0, keep * 2.0**level)
         dropped = None
         if p < 1.0:
@@ -634,15 +632,16 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
             break  # the last dictionary did not improve on the map it came from
         if stall is None:
             best = objective if p >= 1.0 else best
+            raised = rounds % rounds_per_level == 0
         elif objective - best >= 1e-6:
-            best, last = objective, rounds
-        elif rounds - last >= stall:
-            level, last = level + 1, rounds
+            best, last, raised = objective, rounds, False
+        else:
+            raised = rounds - last >= stall
+            last = rounds if raised else last
+        level += raised
         W = procrustes_polar(*_with_seeds(X[torch.cat([rows_x, bwd])],
                                           Y[torch.cat([fwd, rows_y])],
                                           seeds_x, seeds_y, seed_weight))
-        if stall is None:
-            level = rounds // rounds_per_level
-        if done is not None and p < min(1.0, keep * 2.0**level) and done(W):
+        if done is not None and raised and p < 1.0 and done(W):
             break
     return W, rounds
