@@ -67,25 +67,23 @@ MAX_WIDTH = 256
 REFINE_ROWS = 5000
 #: The most rows of each space that the profile route (``discovery="profiles"``)
 #: builds its similarity profiles and first map on; every one of them is a
-#: reference row of the profiles.  At or below :data:`REFINE_ROWS` rows per
-#: space it runs on all of them; above, on the ``m`` rows farthest from the
-#: space's mean (centered norm, which a rotation, a translation and a common
-#: scale leave in the same order), ``m`` = half the rows, at least
-#: :data:`REFINE_ROWS` and at most this, and its dropout rounds on the
-#: :data:`REFINE_ROWS` farthest of them.  Near-isometric spaces then pick
-#: mostly the same items, where two independent random samples share only
-#: ``m / n`` of them, and a larger share of more rows keeps that overlap up.
-#: On Jane Austen passages (MiniLM-L6 and USE v3, 0 pairs), items shared by the
-#: two samples and the outcome: 6,500 rows, m = 5,000: 87 % (random: 77 %),
-#: every pair; 9,800 rows, m = 5,000: 77 % (random: 51 %, 1 of 3 random states
-#: right), every pair; 16,095 rows: 67 % with m = 5,000, the route failed
-#: (warned); 76 % with m = 8,000, every pair on 5 of 6 random states (the sixth
-#: warned) while the dropout rounds ran on all 8,000 rows (2.6 times the cost of
-#: 5,000 per round), on 10 of 10 with them on the 5,000 farthest (67 % shared,
-#: but from the first map of the 8,000).  On Austen passages (4,000 rows),
-#: profiles against 2,000 reference rows found a quarter to a half as many
-#: correct first matches as against 4,000.
-PROFILE_ROWS = 8000
+#: reference row of the profiles.  Up to this many rows per space it runs on
+#: all of them: where both spaces hold the same items the two reference sets
+#: are then the same items, and a profile is the same function of an item in
+#: both.  Above, on the rows farthest from the space's mean (centered norm,
+#: which a rotation, a translation and a common scale leave in the same order;
+#: near-isometric spaces then pick mostly the same items).  The dropout rounds
+#: run on the :data:`REFINE_ROWS` farthest of them (each round costs in
+#: proportion to its rows squared).  Measured on two-line Jane Austen passages
+#: (MiniLM-L6 -> USE v3, 0 pairs): at 9,800 rows, profiles on the 5,000
+#: farthest rows (the rule before, half the rows, at least 5,000 and at most
+#: 8,000) started maps from which 0 of 4 dropout streams took off (0 of 2
+#: with 3,000 x 8,000 or 2,500 x 9,800 dropout rows either, whose items the
+#: two samples share 99 % and 100 %); profiles on all 9,800 rows, 3 of 4
+#: streams on VecMap's schedule; at 20,000 rows, profiles on all of them
+#: (33 s), dropout rounds on the 5,000 farthest (58 % shared items), streams
+#: took off as well.
+PROFILE_ROWS = 20000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
 PROFILE_QUANTILES = 500
@@ -111,6 +109,13 @@ PROFILE_TRIES = 3
 #: checked whenever ``keep`` doubles.
 STALL_ROUNDS = 30
 MAX_STALL_ROUNDS = 400
+#: The last stream is also checked whenever its objective (mean best cosine)
+#: has risen by this much since the first round at its ``keep`` or its last
+#: check: a stream that takes off gains 0.05-0.07 within 25 rounds (two-line
+#: Austen passages), one that does not 0.005-0.012 over a whole ``keep``, and
+#: one that took off may go on improving slowly for hundreds of rounds before
+#: it stalls.
+STALL_RISE = 0.02
 
 
 def _reliability(mutual, null):
@@ -483,15 +488,11 @@ def _pair_free(X, Y, seeds, grid, est, rng):
 
 
 def _farthest_rows(Z):
-    """Indices of the rows of ``Z`` farthest from its mean, farthest first: all rows up
-    to :data:`REFINE_ROWS` (in their order), else half of them, at least
-    :data:`REFINE_ROWS` and at most :data:`PROFILE_ROWS`."""
-    n = Z.shape[0]
-    m = min(n, max(REFINE_ROWS, min(PROFILE_ROWS, (n + 1) // 2)))
-    if m == n:
-        return torch.arange(n, device=Z.device)
+    """Indices of the rows of ``Z``, farthest from its mean first, at most
+    :data:`PROFILE_ROWS` of them."""
     Z64 = Z.to(torch.float64)
-    return torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1).topk(m).indices
+    norms = torch.linalg.vector_norm(Z64 - Z64.mean(dim=0), dim=1)
+    return norms.topk(min(Z.shape[0], PROFILE_ROWS)).indices
 
 
 def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
@@ -507,7 +508,8 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     ``finish(W)`` completes a map and says whether it passes the failure signal:
     the first of at most :data:`PROFILE_TRIES` dropout streams that passes it is
     returned, else the one with the most mutual matches.  The last stream runs
-    on the stall schedule and is also checked whenever its ``keep`` doubles.
+    on the stall schedule and is also checked whenever its ``keep`` doubles or
+    its objective rises by :data:`STALL_RISE`.
     """
     Xs, Ys = _rows(Xn, far_x.sort().values), _rows(Yn, far_y.sort().values)
     # every row of each side is a reference row of its profiles; profiles of one
@@ -521,7 +523,7 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     Yd = _rows(Yn, far_y[:REFINE_ROWS].sort().values)
     failed = []
 
-    def done(W, checked):  # the stall stream's maps, checked whenever its keep doubles
+    def done(W, checked):  # the stall stream's maps, when keep doubles or it rises
         checked.append(finish(W))
         return checked[-1][1]
 
@@ -529,7 +531,8 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
         checked = []
         W, _ = FM.refine_stochastic(
             Xd, Yd, W0, k=est.csls_k, keep=STOCHASTIC_KEEP, rounds_per_level=STOCHASTIC_ROUNDS,
-            stall=stall, done=functools.partial(done, checked=checked) if stall else None,
+            stall=stall, rise=STALL_RISE if stall else None,
+            done=functools.partial(done, checked=checked) if stall else None,
             max_rounds=MAX_STALL_ROUNDS if stall else MAX_STOCHASTIC_ROUNDS,
             seed=int(seed_rng.integers(2**31)), **kw)
         result, ok = checked[-1] if checked and checked[-1][1] else finish(W)
@@ -671,16 +674,14 @@ class AnchorMatcher(
     ``keep`` doubles only after :data:`STALL_ROUNDS` rounds without a new
     best objective (at most :data:`MAX_STALL_ROUNDS` rounds), and the stream
     ends at the first map that, completed by step 4, passes the failure
-    signal (checked whenever ``keep`` doubles).  Up to :data:`REFINE_ROWS`
-    rows per space the route runs on all of them; above, on half of each
-    space's rows (at least :data:`REFINE_ROWS`, at most
-    :data:`PROFILE_ROWS`), those farthest from the space's mean: an order
-    that a rotation leaves
-    unchanged, so that both spaces pick mostly the same items (step 4 then
-    runs on the random sample of X above).  The profiles and the first map
-    use all ``m`` such rows (one ``m x m`` similarity pass, 8,000 x 8,000 at
-    most); the dropout rounds the :data:`REFINE_ROWS` farthest of them (one
-    5,000 x 5,000 pass each).
+    signal (checked whenever ``keep`` doubles or the objective rises by
+    :data:`STALL_RISE`).  The profiles and the first map use every row of
+    each space, up to :data:`PROFILE_ROWS` (one ``n x n`` similarity pass,
+    20,000 x 20,000 at most; above, the rows farthest from the space's mean:
+    an order that a rotation leaves unchanged, so that both spaces pick
+    mostly the same items); the dropout rounds the :data:`REFINE_ROWS`
+    farthest of them (one 5,000 x 5,000 pass each; step 4 then runs on the
+    random sample of X above).
     Where the centroids find
     no start (Jane Austen passages, MiniLM-L6 -> USE v3: 0.2 % of the pairs
     right) it reaches every pair; it fails, with the warning, where the

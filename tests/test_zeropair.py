@@ -232,6 +232,39 @@ def test_refine_stochastic_stall_schedule_doubles_keep_after_rounds_without_a_ne
     assert len(keeps) == 11 and len(asked) == 2  # 0.25 -> 0.5 and 0.5 -> 1
 
 
+def test_refine_stochastic_asks_done_when_the_objective_rises(monkeypatch):
+    # rise=0.15: asked at round 4 (0.26 from the first round's 0.1), not at round 7 (0.4
+    # is 0.14 above the 0.26 of the last ask), at the raise after round 10, not at round
+    # 11 (the first round at the new keep: its 0.6 is measured from), at the raise after 14
+    objectives = [0.1, 0.15, 0.2, 0.26, 0.3, 0.36, 0.4, 0.4, 0.4, 0.4, 0.6]
+    asked = []
+    seen = []
+
+    def ask(W):
+        asked.append(len(seen))
+        return False
+
+    def scripted(A, B, k, batch_size, dropped=None):
+        seen.append(1.0 if dropped is None else 1.0 - float(dropped.to(torch.float64).mean()))
+        rows = torch.arange(A.shape[0])
+        return rows, rows, objectives[min(len(seen), len(objectives)) - 1]
+
+    monkeypatch.setattr(FM, "_union_dictionary", scripted)
+    X = FM._normalize(torch.as_tensor(np.random.default_rng(0).normal(size=(128, 4))))
+    W0 = torch.eye(4, dtype=X.dtype)
+    _, rounds = FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, rise=0.15, done=ask)
+    assert rounds == 15 and asked == [4, 10, 14]
+    assert_array_equal(np.round(np.array(seen) * 4) / 4, [0.25] * 10 + [0.5] * 4 + [1.0])
+    # a true answer ends the rounds at the rise; without rise only the raises are asked
+    asked.clear(), seen.clear()
+    _, rounds = FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, rise=0.15,
+                                     done=lambda W: ask(W) or True)
+    assert rounds == 4 and asked == [4]
+    asked.clear(), seen.clear()
+    FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, done=ask)
+    assert asked == [10, 14]
+
+
 def test_union_dictionary_drops_the_masked_entries():
     rng = np.random.default_rng(0)
     A = FM._normalize(torch.as_tensor(rng.normal(size=(40, 6))))
@@ -541,11 +574,11 @@ def test_above_refine_rows_self_learning_runs_on_a_sample_of_x(monkeypatch):
 
 
 def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
-    # above REFINE_ROWS rows the profile route runs on half of each space's rows (at
-    # least REFINE_ROWS, at most PROFILE_ROWS), those farthest from its mean: an
-    # order a rotation, a shift and a shuffle leave unchanged, so both samples hold
-    # the same items (independent random samples of 300 of 600 rows would share
-    # about half of them); its dropout rounds on the REFINE_ROWS farthest of them
+    # above PROFILE_ROWS rows the profile route runs on the PROFILE_ROWS rows of each
+    # space farthest from its mean: an order a rotation, a shift and a shuffle leave
+    # unchanged, so both samples hold the same items (independent random samples of
+    # 400 of 600 rows would share about two thirds of them); its dropout rounds on
+    # the REFINE_ROWS farthest of them
     X, Y, perm = _hierarchical(n=600, seed=1)
     monkeypatch.setattr(matching, "REFINE_ROWS", 250)
     monkeypatch.setattr(matching, "PROFILE_ROWS", 400)
@@ -568,17 +601,17 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
     order_x = np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))
     order_y = np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))
     Xn, Yn = FM.center_normalize(torch.as_tensor(X)), FM.center_normalize(torch.as_tensor(Y))
-    for got, Z, order, rows in ((Xs, Xn, order_x, 300), (Ys, Yn, order_y, 300),
+    for got, Z, order, rows in ((Xs, Xn, order_x, 400), (Ys, Yn, order_y, 400),
                                 (Xd, Xn, order_x, 250), (Yd, Yn, order_y, 250)):
         assert_array_equal(got.numpy(), Z[np.sort(order[:rows])].numpy())
-    assert np.intersect1d(order_x[:300], perm[order_y[:300]]).shape[0] > 0.95 * 300
+    assert np.intersect1d(order_x[:400], perm[order_y[:400]]).shape[0] > 0.95 * 400
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
-    # at most PROFILE_ROWS, at least REFINE_ROWS, all rows up to REFINE_ROWS
-    for n, rows in ((200, 200), (600, 300), (1000, 400)):
-        Z = torch.as_tensor(np.random.default_rng(0).normal(size=(n, 3)))
-        assert matching._farthest_rows(Z).shape[0] == rows
-    monkeypatch.setattr(matching, "PROFILE_ROWS", 100)
-    assert matching._farthest_rows(Z).shape[0] == 250
+    # every row up to PROFILE_ROWS, farthest first
+    for n in (200, 400, 1000):
+        Z = np.random.default_rng(0).normal(size=(n, 3))
+        far = np.linalg.norm(Z - Z.mean(axis=0), axis=1)
+        got = matching._farthest_rows(torch.as_tensor(Z)).numpy()
+        assert_array_equal(got, np.argsort(-far)[:min(n, 400)])
 
 
 def test_profile_route_pairs_every_row_once_for_the_map_it_keeps(monkeypatch):

@@ -580,7 +580,7 @@ def _random_bytes(shape, generator, device):
 
 
 def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_rounds=200,
-                      stall=None, done=None, seed=0, seeds_x=None, seeds_y=None,
+                      stall=None, rise=None, done=None, seed=0, seeds_x=None, seeds_y=None,
                       seed_weight=1.0, batch_size=None):
     """Self-learning with stochastic dictionary induction (after VecMap, Artetxe et al. 2018).
 
@@ -597,8 +597,12 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     improvement): ``stall=n`` does so after ``n`` rounds without a new best
     objective (``rounds_per_level`` is then unused); the fixed number of
     rounds per level (``stall=None``) bounds the cost.  ``done(W)``, if
-    given, is called with the map whenever ``keep`` is about to double; the
-    rounds end when it returns true.  How
+    given, is called with the map whenever ``keep`` is about to double, and
+    (``rise``) whenever the objective has risen by ``rise`` since the first
+    round at this ``keep`` or since the last call: a map that leaves the
+    local optimum lifts the objective by several hundredths within a few
+    rounds, and may go on improving slowly without ever stalling.  The
+    rounds end when ``done`` returns true.  How
     many matters (Jane Austen passages, MiniLM-L6 -> USE v3, 4,000 rows,
     ``AnchorMatcher(random_state=0..9)``): with 15 rounds per level 6 of 10
     random states reached every pair, with 30 (the default) 10 of 10 with
@@ -620,6 +624,7 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     gen = torch.Generator(device=X.device).manual_seed(int(seed))
     best, rounds = -math.inf, 0
     level, last = 0, 0  # keep = keep * 2**level; the round of the last new best (stall)
+    mark = None  # the objective a rise is measured from
     while rounds < max_rounds:
         p = min(1.0, keep * 2.0**level)
         dropped = None
@@ -639,9 +644,13 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
             raised = rounds - last >= stall
             last = rounds if raised else last
         level += raised
+        mark = objective if mark is None else mark
+        risen = rise is not None and objective - mark >= rise
         W = procrustes_polar(*_with_seeds(X[torch.cat([rows_x, bwd])],
                                           Y[torch.cat([fwd, rows_y])],
                                           seeds_x, seeds_y, seed_weight))
-        if done is not None and raised and p < 1.0 and done(W):
-            break
+        if raised or risen:
+            mark = None if raised else objective  # at a new keep: from its first round
+            if done is not None and p < 1.0 and done(W):
+                break
     return W, rounds
