@@ -162,6 +162,32 @@ def test_similarity_profiles_ignore_rotation_and_row_order():
     assert short.shape == (300, 40)  # never more order statistics than reference rows
 
 
+def test_similarity_profiles_sort_blocks_within_working_memory(monkeypatch):
+    # each block is sorted (values and int64 indices beside it): blocks of half the
+    # rows of a plain similarity block keep it within scikit-learn's working_memory;
+    # the blocks change nothing
+    from sklearn import config_context
+
+    from sklearn_latent import _backend
+
+    Z = FM.center_normalize(torch.as_tensor(np.random.default_rng(0).normal(size=(3000, 8))))
+    whole = FM.similarity_profiles(Z, 3000, 50, np.random.default_rng(0))
+    rows, sort = [], torch.sort
+
+    def spy(S, *args, **kw):
+        rows.append(S.shape[0])
+        return sort(S, *args, **kw)
+
+    monkeypatch.setattr(torch, "sort", spy)
+    with config_context(working_memory=16):
+        blocked = FM.similarity_profiles(Z, 3000, 50, np.random.default_rng(0))
+        plain = _backend.auto_batch_rows(8, 3000, 8, 3000)
+        halved = _backend.auto_batch_rows(8, 6000, 8, 3000)
+    assert rows[0] == halved < plain and max(rows) < 2 * halved  # the last takes the rest
+    assert halved * 3000 * (8 + 8 + 8) <= 16 * 2**20  # block, sorted values, indices
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=0)
+
+
 def test_stochastic_self_learning_from_a_weak_start():
     # a start from 40 right pairs among 400 (the map pairs 2 % right): the stochastic
     # rounds end at the true map (measured 0.9975 from 8 such starts x 3 seeds), are

@@ -52,19 +52,21 @@ _F64 = torch.float64
 _COLUMN_CHUNK = 256
 
 
-def _blocks(Q, B, batch_size):
+def _blocks(Q, B, batch_size, widths=1):
     """Row ranges of the queries ``Q`` for similarity blocks against all rows of ``B``.
 
     ``batch_size`` rows per block; with ``None`` or ``"auto"``, as many rows as
     keep a ``(rows, len(B))`` block and its temporaries within scikit-learn's
     ``working_memory``: the ``len(Q) x len(B)`` matrix is never formed.  Blocks
     are whole multiples of the chunk rows, so they never change a result.
+    ``widths``: the block's temporaries are this many blocks wide (a sort's
+    values and int64 indices beside the block: 2).
     """
     from .. import _backend  # late: _backend imports functional
 
     if batch_size is None or isinstance(batch_size, str):
-        batch_size = _backend.auto_batch_rows(Q.shape[1], B.shape[0], Q.element_size(),
-                                              Q.shape[0])
+        batch_size = _backend.auto_batch_rows(Q.shape[1], widths * B.shape[0],
+                                              Q.element_size(), Q.shape[0])
     return _backend.chunk_bounds(Q.shape[0], batch_size)
 
 
@@ -521,7 +523,7 @@ def similarity_profiles(Z, n_ref, n_quantiles, rng, batch_size=None):
     cols = cols.to(Z.device)
     P = torch.empty((n, cols.shape[0]), dtype=Z.dtype, device=Z.device)
     Zw = (Z.to(_F64) @ inv_sqrt).to(Z.dtype)
-    for start, stop in _blocks(Zw, ref, batch_size):
+    for start, stop in _blocks(Zw, ref, batch_size, widths=2):  # the sort's two outputs
         P[start:stop] = torch.sort(Zw[start:stop] @ ref.T, dim=1).values[:, cols]
     return center_normalize(_normalize(P))
 
