@@ -75,14 +75,17 @@ REFINE_ROWS = 5000
 #: near-isometric spaces then pick mostly the same items).  The dropout rounds
 #: run on the :data:`REFINE_ROWS` farthest of them (each round costs in
 #: proportion to its rows squared).  Measured on two-line Jane Austen passages
-#: (MiniLM-L6 -> USE v3, 0 pairs): at 9,800 rows, profiles on the 5,000
-#: farthest rows (the rule before, half the rows, at least 5,000 and at most
-#: 8,000) started maps from which 0 of 4 dropout streams took off (0 of 2
-#: with 3,000 x 8,000 or 2,500 x 9,800 dropout rows either, whose items the
-#: two samples share 99 % and 100 %); profiles on all 9,800 rows, 3 of 4
-#: streams on VecMap's schedule; at 20,000 rows, profiles on all of them
-#: (33 s), dropout rounds on the 5,000 farthest (58 % shared items), streams
-#: took off as well.
+#: (MiniLM-L6 -> USE v3, 0 pairs; scratch runs of the dropout stage alone on
+#: VecMap's schedule): at 9,800 rows, from profiles on the 5,000 farthest rows
+#: (the rule before: half the rows, at least 5,000, at most 8,000) 0 of 2
+#: streams took off, nor did 3 on 3,000 x 8,000 or 2,500 x 9,800 dropout
+#: rows (whose items the two samples share 99 % and 100 %); from profiles on
+#: all 9,800 rows 2 of 4 did (a third had 27 % of its matches right when it
+#: stopped), and at 20,000 rows (profiles 33 s) 1 of 1.  With the matcher,
+#: 2 of 5 random states at 9,800 rows and 2 of 2 at 20,000 reach every pair
+#: (0 of 1 each before; the others warn); three-line passages at 16,095 rows
+#: stay at 10 of 10, at 110-129 s instead of 91-95 s (212-223 s where the third
+#: dropout stream runs).
 PROFILE_ROWS = 20000
 #: Order statistics kept of each similarity profile (500 of 4,000 find as many
 #: correct first matches as all of them).
