@@ -214,10 +214,14 @@ def test_stochastic_self_learning_from_a_weak_start():
     assert not torch.allclose(other, first)
 
 
-def _keep_schedule(monkeypatch, objectives, **kw):
+def _keep_schedule(monkeypatch, objectives, asked=None, answer=False, **kw):
     """The keep probability of each round of ``refine_stochastic`` when its rounds read
-    the given objectives (one per round, the last repeated), from the dropout masks."""
+    the given objectives (one per round, the last repeated), from the dropout masks;
+    with ``asked`` (a list), ``done`` appends the rounds run when asked and answers
+    ``answer``."""
     seen = []
+    if asked is not None:
+        kw["done"] = lambda W: asked.append(len(seen)) or answer
 
     def scripted(A, B, k, batch_size, dropped=None):
         seen.append(1.0 if dropped is None else 1.0 - float(dropped.to(torch.float64).mean()))
@@ -264,30 +268,15 @@ def test_refine_stochastic_asks_done_when_the_objective_rises(monkeypatch):
     # 11 (the first round at the new keep: its 0.6 is measured from), at the raise after 14
     objectives = [0.1, 0.15, 0.2, 0.26, 0.3, 0.36, 0.4, 0.4, 0.4, 0.4, 0.6]
     asked = []
-    seen = []
-
-    def ask(W):
-        asked.append(len(seen))
-        return False
-
-    def scripted(A, B, k, batch_size, dropped=None):
-        seen.append(1.0 if dropped is None else 1.0 - float(dropped.to(torch.float64).mean()))
-        rows = torch.arange(A.shape[0])
-        return rows, rows, objectives[min(len(seen), len(objectives)) - 1]
-
-    monkeypatch.setattr(FM, "_union_dictionary", scripted)
-    X = FM._normalize(torch.as_tensor(np.random.default_rng(0).normal(size=(128, 4))))
-    W0 = torch.eye(4, dtype=X.dtype)
-    _, rounds = FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, rise=0.15, done=ask)
-    assert rounds == 15 and asked == [4, 10, 14]
-    assert_array_equal(np.round(np.array(seen) * 4) / 4, [0.25] * 10 + [0.5] * 4 + [1.0])
+    keeps = _keep_schedule(monkeypatch, objectives, asked, stall=3, rise=0.15)
+    assert asked == [4, 10, 14]
+    assert_array_equal(keeps, [0.25] * 10 + [0.5] * 4 + [1.0])
     # a true answer ends the rounds at the rise; without rise only the raises are asked
-    asked.clear(), seen.clear()
-    _, rounds = FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, rise=0.15,
-                                     done=lambda W: ask(W) or True)
-    assert rounds == 4 and asked == [4]
-    asked.clear(), seen.clear()
-    FM.refine_stochastic(X, X, W0, keep=0.25, stall=3, done=ask)
+    asked = []
+    keeps = _keep_schedule(monkeypatch, objectives, asked, True, stall=3, rise=0.15)
+    assert len(keeps) == 4 and asked == [4]
+    asked = []
+    _keep_schedule(monkeypatch, objectives, asked, stall=3)
     assert asked == [10, 14]
 
 
