@@ -404,20 +404,12 @@ def _pair_free(X, Y, seeds, grid, est, rng):
         score, mutual = FM._dictionary_score(best_val, mutual)
         return (mutual, score, k, W, matches)
 
-    def final(W, pairs=True):
-        # the dictionary under W and its score from one evaluation; then (pairs=True)
-        # the pairs from every row of X when X was sampled
+    def final(W):
+        # the dictionary under W and its score from one evaluation (on the sample of X
+        # when X was sampled: the pairs of every row come once, for the map kept)
         r, c, sc, score, mutual = FM.csls_dictionary(FM._normalize(Xs @ W), Yn, est.csls_k,
                                                      est.batch_size)
-        result = dict(W=W, rows=r, cols=c, scores=sc, score=score, mutual=mutual)
-        return with_pairs(result) if pairs else result
-
-    def with_pairs(result):
-        if Xs is Xn:
-            return result
-        r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ result["W"]), Yn, est.csls_k,
-                                     est.batch_size)
-        return dict(result, rows=r, cols=c, scores=sc)
+        return dict(W=W, rows=r, cols=c, scores=sc, score=score, mutual=mutual)
 
     candidates = []  # (mutual fraction, score, n_centroids (0: the seeds alone), W)
     kept = None
@@ -455,11 +447,9 @@ def _pair_free(X, Y, seeds, grid, est, rng):
     def passes(mutual):
         return _reliability(mutual, null_mutual) >= RELIABILITY_THRESHOLD
 
-    def finish(W):
-        # the profile route's map after the usual self-learning; its pairs from every
-        # row of X only for the map kept (one n_x x n_y pass, not one per map tried)
+    def finish(W):  # the profile route's map after the usual self-learning
         W = FM.refine_by_csls(Xs, Yn, W, est.n_self_learning, k=est.csls_k, **kw)
-        result = dict(final(W, pairs=False), route="profiles", n_centroids=0)
+        result = dict(final(W), route="profiles", n_centroids=0)
         return result, passes(result["mutual"])
 
     if est.discovery == "profiles" or (est.discovery == "auto" and not passes(kept["mutual"])):
@@ -473,8 +463,10 @@ def _pair_free(X, Y, seeds, grid, est, rng):
             (profiled["mutual"], profiled["score"]) > (kept["mutual"], kept["score"])
         ):
             kept = profiled
-    if kept["route"] == "profiles":
-        kept = with_pairs(kept)
+    if Xs is not Xn:  # the pairs of every row of X (one n_x x n_y pass)
+        r, c, sc = FM.csls_mutual_nn(FM._normalize(Xn @ kept["W"]), Yn, est.csls_k,
+                                     est.batch_size)
+        kept = dict(kept, rows=r, cols=c, scores=sc)
     # another map that passes the signal but pairs the rows differently: ambiguous
     # (each candidate before its final rounds, the best one too)
     rivals = [c_[4] for c_ in candidates if passes(c_[0])]

@@ -631,8 +631,8 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
 
 def test_profile_route_pairs_every_row_once_for_the_map_it_keeps(monkeypatch):
     # above REFINE_ROWS rows of X the maps are checked on a sample of X; the pairs of
-    # every row (an n_x x n_y pass) come once, for the map kept, however many dropout
-    # streams and checks ran
+    # every row (an n_x x n_y pass) come once, for the map kept, whatever its route and
+    # however many dropout streams and checks ran
     X, Y, perm = _hierarchical(n=600, seed=1)
     monkeypatch.setattr(matching, "REFINE_ROWS", 250)
     monkeypatch.setattr(matching, "PROFILE_ROWS", 400)
@@ -653,6 +653,9 @@ def test_profile_route_pairs_every_row_once_for_the_map_it_keeps(monkeypatch):
     assert sum(full) == 1
     assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
     assert matcher.matched_pairs_[:, 0].max() >= 250  # pairs beyond the sample of X
+    full.clear()
+    AnchorMatcher(random_state=0).fit(X, Y)  # "auto": the centroid route's map, once too
+    assert sum(full) == 1
     full.clear()
     monkeypatch.setattr(FM, "refine_stochastic", never_takes_off)
     with pytest.warns(AlignmentWarning, match="unlikely to be right"):
