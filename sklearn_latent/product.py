@@ -1,9 +1,12 @@
 """Product of invariances (Cannistraci et al., ICLR 2024)."""
 
+import warnings
+
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, column_or_1d
 
 from . import functional as F
 from ._backend import (
@@ -54,17 +57,17 @@ def _check_metrics(metrics):
 PRODUCT_NORMALIZATIONS = (*NORMALIZATIONS, "block")
 
 #: Values of ``weights`` other than an array of per-component factors.
-WEIGHTINGS = (None, "transfer")
+WEIGHTINGS = (None, "transfer", "stitch")
 
 
 def _check_weights(weights, n_metrics):
-    """``None``, ``"transfer"`` or a float64 array of n_metrics finite factors >= 0, one > 0."""
-    if weights is None or (isinstance(weights, str) and weights == "transfer"):
+    """A name of ``WEIGHTINGS`` or a float64 array of n_metrics finite factors >= 0, one > 0."""
+    if weights is None or (isinstance(weights, str) and weights in WEIGHTINGS):
         return weights
     if isinstance(weights, str):
         raise ValueError(
-            f"weights={weights!r} is not supported; expected None, 'transfer' or one "
-            "non-negative number per metric."
+            f"weights={weights!r} is not supported; expected None, 'transfer', 'stitch' or "
+            "one non-negative number per metric."
         )
     if isinstance(weights, torch.Tensor):
         weights = weights.detach().cpu().numpy()
@@ -72,7 +75,8 @@ def _check_weights(weights, n_metrics):
         w = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(
-            f"weights must be None, 'transfer' or one number per metric; got {weights!r}."
+            f"weights must be None, 'transfer', 'stitch' or one number per metric; got "
+            f"{weights!r}."
         ) from None
     if w.ndim != 1 or w.shape[0] != n_metrics:
         raise ValueError(
@@ -86,6 +90,10 @@ def _check_weights(weights, n_metrics):
     if not (w > 0).any():
         raise ValueError(f"weights={w.tolist()} are all 0; at least one component must count.")
     return w
+
+
+def _as_numpy(R):
+    return to_numpy(R) if isinstance(R, torch.Tensor) else R
 
 
 class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, BaseEstimator):
@@ -125,7 +133,7 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         ``"concat"``: the components side by side (``n_anchors * len(metrics)``
         features, metric-major); ``"sum"`` / ``"mean"``: elementwise over the
         components (``n_anchors`` features).
-    weights : None, "transfer" or array-like of shape (len(metrics),), default=None
+    weights : None, "transfer", "stitch" or array-like of shape (len(metrics),), default=None
         Factor of each normalized component before aggregation (0 drops the
         component: its block is zeros and is not computed).  ``None``: all 1,
         the paper's product.  ``"transfer"``: fitted on the anchors from
@@ -135,8 +143,22 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         anchor-by-anchor relative representation agrees across the two
         spaces (:func:`~sklearn_latent.functional.product_transfer_weights`);
         no labels are used.  Fit both sides of a pair with the other side as
-        reference: the weights are symmetric, so both get the same.  See
-        :doc:`/product_inverse` for when it helps and when it loses.
+        reference: the weights are symmetric, so both get the same.
+        ``"stitch"``: keep the one component that stitches best, for a
+        classifier of this space read on another: ``fit(X, y, reference=Y)``
+        with ``y`` the class labels of the rows of X and ``Y`` the same rows
+        embedded in the other space (the source of the stitching pair; X is
+        the classifier's side).  For each metric alone, a
+        ``LogisticRegression(max_iter=1000)`` fitted on the relative rows of
+        ``(X, y)`` is scored on the relative rows of ``Y`` (same anchor
+        indices, its own anchors); the most accurate metric gets weight 1,
+        the others 0 (ties: the first in ``metrics``).  The labels are used
+        at fit time only.  Give the other side's projector
+        ``weights=<this>.weights_``: the best component depends on which
+        side holds the classifier.  On the real-encoder suite it equals the
+        best single component on 95 of 96 encoder pairs, where the
+        unweighted product is within 1 point on 79 %.  See
+        :doc:`/product_inverse` for when each weighting helps and when it loses.
     normalize : {"l2", "standard", "block", "layer"} or None, default="l2"
         Per-component normalization before aggregation: ``"l2"`` per row (each
         component of a sample has unit norm), ``"standard"`` per feature with
@@ -189,6 +211,9 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         below, unbounded: the difference is as large as the features' own
         variation; see :func:`~sklearn_latent.functional.product_transfer_weights`);
         else ``None``.
+    stitch_scores_ : ndarray of shape (len(metrics),) or None
+        With ``weights="stitch"``: each metric's accuracy, alone, of the
+        classifier fitted on X read on the reference; else ``None``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when X has string column names.
@@ -215,6 +240,26 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
     ['cosine_a0', 'l1_a0']
     >>> proj.set_params(aggregation="sum").fit_transform(X).shape
     (200, 10)
+
+    Zero-shot stitching with the component that transfers best: the
+    classifier's side picks it with its labels, the other side takes its
+    weights.  Here B is A rotated and each row rescaled, which only cosine
+    ignores.
+
+    >>> from scipy.stats import ortho_group
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.normal(size=(300, 8))
+    >>> y = (A[:, 0] > 0).astype(int)
+    >>> B = A @ ortho_group.rvs(8, random_state=0) * rng.uniform(0.1, 10, size=(300, 1))
+    >>> kw = dict(center=False, random_state=0)
+    >>> on_a = ProductInvarianceProjector(30, weights="stitch", **kw).fit(A, y, reference=B)
+    >>> on_a.weights_.tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    >>> on_b = ProductInvarianceProjector(30, weights=on_a.weights_, **kw).fit(B)
+    >>> clf = LogisticRegression().fit(on_a.transform(A), y)
+    >>> bool(clf.score(on_b.transform(B), y) > 0.9)
+    True
     """
 
     def __init__(
@@ -279,13 +324,15 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         ----------
         X : array-like or Tensor of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), optional
-            Class labels, used only by ``anchors="stratified"``.
+            Class labels of the rows of X, used by ``anchors="stratified"``
+            and required by ``weights="stitch"``.
         reference : array-like or Tensor, optional
-            Required by ``weights="transfer"`` (ignored otherwise): the same
-            items embedded in the reference space, any width.  Rows parallel
-            to X (shape ``(n_samples, d_ref)``) when the anchors are rows of X;
-            one row per anchor, in order (``(n_anchors, d_ref)``) when
-            ``anchors`` is a 2-D array of anchor vectors.
+            Required by ``weights="transfer"`` and ``"stitch"`` (ignored
+            otherwise): the same items embedded in the reference space, any
+            width.  Rows parallel to X (shape ``(n_samples, d_ref)``) when the
+            anchors are rows of X; for ``"transfer"`` only, one row per
+            anchor, in order (``(n_anchors, d_ref)``) when ``anchors`` is a
+            2-D array of anchor vectors.
 
         Returns
         -------
@@ -314,8 +361,10 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
         if self.center and centered_metrics:
             A = torch.from_numpy(anchors).to(torch.float64)
             _check_centered_anchors(A - mean, mean, self, X.shape[0], centered_metrics[0])
-        self.agreement_ = None
-        if isinstance(weights, str):  # "transfer"
+        self.agreement_ = self.stitch_scores_ = None
+        if isinstance(weights, str) and weights == "stitch":
+            self.weights_, self.stitch_scores_ = self._stitch_weights(X, y, reference)
+        elif isinstance(weights, str):  # "transfer"
             ref = self._check_reference(reference, X)
             A = torch.from_numpy(anchors).to(torch.float64)
             self.agreement_ = to_numpy(
@@ -342,6 +391,52 @@ class ProductInvarianceProjector(_AnchoredTransformerMixin, TransformerMixin, Ba
                     for i in (0, 1)
                 )
         return self
+
+    def _stitch_weights(self, X, y, reference):
+        """``weights="stitch"``: the component whose classifier reads the reference best.
+
+        Returns the kept component's one-hot weights and every component's
+        accuracy, in the order of ``metrics_``.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        if self.anchor_indices_ is None:
+            raise ValueError(
+                "weights='stitch' needs anchors picked among the rows of X (a strategy or row "
+                "indices), not anchor vectors: the reference must embed the same rows."
+            )
+        if y is None:
+            raise ValueError(
+                "weights='stitch' needs the class labels of the rows of X: "
+                "fit(X, y, reference=Y)."
+            )
+        y = column_or_1d(y)
+        check_classification_targets(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} labels but X has {X.shape[0]} rows.")
+        if np.unique(y).size < 2:
+            raise ValueError("weights='stitch' needs at least 2 classes in y.")
+        if reference is None:
+            raise ValueError(
+                "weights='stitch' needs the reference space: fit(X, y, reference=Y) with Y "
+                "the same rows embedded in the space to stitch from."
+            )
+        ref = check_input(None, reference, reset=False, input_name="reference")
+        if ref.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"reference has {ref.shape[0]} rows but X has {X.shape[0]}; with "
+                "weights='stitch', reference embeds the same rows as X, in order."
+            )
+        scores = np.empty(len(self.metrics_))
+        for i, metric in enumerate(self.metrics_):
+            proj = clone(self).set_params(
+                anchors=self.anchor_indices_, metrics=(metric,), weights=None)
+            R, R_ref = (_as_numpy(proj.fit(Z).transform(Z)) for Z in (X, ref))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                scores[i] = LogisticRegression(max_iter=1000).fit(R, y).score(R_ref, y)
+        return np.eye(len(scores))[int(np.argmax(scores))], scores  # ties: the first
 
     def _check_reference(self, reference, X):
         """The reference space's anchor rows, float64 on the CPU (``weights="transfer"``)."""

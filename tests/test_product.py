@@ -589,6 +589,7 @@ def test_transfer_weights_in_a_pipeline_and_persisted(tmp_path):
     ([1.0, np.inf, 1.0, 1.0], ValueError, "NaN or infinity"),
     ([0.0, 0.0, 0.0, 0.0], ValueError, "all 0"),
     ("uniform", ValueError, "weights='uniform' is not supported"),
+    ("Stitch", ValueError, "weights='Stitch' is not supported"),
     (["a", "b", "c", "d"], TypeError, "one number per metric"),
 ])
 def test_bad_weights(weights, error, match):
@@ -614,6 +615,108 @@ def test_bad_reference(backend):
     # without weights="transfer" a reference is not used
     est = ProductInvarianceProjector(5, random_state=0).fit(X, reference=data(3, 2))
     assert est.weights_.tolist() == [1.0] * 4
+
+
+# weights="stitch": the component (or the product) whose classifier reads the reference best
+def _stitch_case(kind):
+    """(X, y, reference) with a known best candidate (weights_ and margins measured)."""
+    Q = ortho_group.rvs(8, random_state=1)
+    if kind == "cosine":
+        # rows rotated and rescaled one by one: only the cosine component (without
+        # centering) is unchanged; measured: cosine 0.813, product 0.747, others <= 0.57
+        rng = np.random.default_rng(1)
+        X = rng.normal(size=(300, 8)) * np.linspace(0.5, 2, 8)
+        y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        return X, y, (X @ Q) * rng.uniform(0.05, 20, size=(300, 1))
+    # the label is the norm, which cosine cannot see; rotated and shifted: measured
+    # euclidean 0.71, cosine 0.54
+    X = np.random.default_rng(3).normal(size=(300, 8))
+    norm = np.linalg.norm(X, axis=1)
+    return X, (norm > np.median(norm)).astype(int), X @ Q + 3.0
+
+
+def _stitch_score_by_hand(X, y, ref, idx, metric, **kw):
+    """The documented rule, through the public API: fit on X, score on the reference."""
+    proj = ProductInvarianceProjector(anchors=idx, metrics=(metric,), **kw)
+    R, R_ref = proj.fit(X).transform(X), proj.fit(ref).transform(ref)
+    return LogisticRegression(max_iter=1000).fit(R, y).score(R_ref, y)
+
+
+@pytest.mark.parametrize("kind, metrics, center, expected", [
+    ("cosine", ALL, False, [1.0, 0.0, 0.0, 0.0]),
+    ("norm", ("cosine", "euclidean"), True, [0.0, 1.0]),
+])
+def test_stitch_weights_keep_the_component_that_reads_the_reference_best(
+        backend, kind, metrics, center, expected):
+    X, y, ref = _stitch_case(kind)
+    est = ProductInvarianceProjector(
+        30, metrics=metrics, weights="stitch", center=center, random_state=0,
+    ).fit(backend.asarray(X), y, reference=backend.asarray(ref))
+    assert est.weights_.tolist() == expected
+    by_hand = [_stitch_score_by_hand(X, y, ref, est.anchor_indices_, m, center=center)
+               for m in metrics]
+    np.testing.assert_allclose(est.stitch_scores_, by_hand, atol=1e-12)
+    kept = int(np.argmax(expected))
+    others = np.delete(est.stitch_scores_, kept)
+    assert est.stitch_scores_[kept] > others.max() + 0.1  # margins 0.17-0.24 measured
+    assert est.agreement_ is None
+    if kind == "cosine":  # the cosine rows of the reference are those of X: in-sample accuracy
+        R = ProductInvarianceProjector(anchors=est.anchor_indices_, metrics=("cosine",),
+                                       center=False).fit(X).transform(X)
+        assert est.stitch_scores_[0] == LogisticRegression(max_iter=1000).fit(R, y).score(R, y)
+    # the source side takes the fitted weights; the transform is the weighted product
+    kw = dict(anchors=est.anchor_indices_, metrics=metrics, center=center)
+    source = ProductInvarianceProjector(weights=est.weights_, **kw).fit(ref)
+    plain = ProductInvarianceProjector(**kw).fit(ref)
+    np.testing.assert_allclose(source.transform(ref),
+                               plain.transform(ref) * np.repeat(est.weights_, 30),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_stitch_weights_in_a_pipeline_and_persisted(tmp_path):
+    from sklearn_latent import load, save
+
+    X, y, ref = _stitch_case("cosine")
+    pipe = make_pipeline(
+        ProductInvarianceProjector(30, weights="stitch", center=False, random_state=0),
+        LogisticRegression(max_iter=1000))
+    pipe.fit(X, y, productinvarianceprojector__reference=ref)
+    proj = pipe[0]
+    assert proj.weights_.tolist() == [1.0, 0.0, 0.0, 0.0] and proj.stitch_scores_.shape == (4,)
+    again = pickle.loads(pickle.dumps(proj))
+    np.testing.assert_array_equal(again.stitch_scores_, proj.stitch_scores_)
+    save(proj, tmp_path / "p.skl")
+    loaded = load(tmp_path / "p.skl")
+    np.testing.assert_array_equal(loaded.weights_, proj.weights_)
+    np.testing.assert_array_equal(loaded.transform(X), proj.transform(X))
+    # a single metric is its own selection
+    one = ProductInvarianceProjector(10, metrics=("l1",), weights="stitch", random_state=0)
+    assert one.fit(X, y, reference=ref).weights_.tolist() == [1.0]
+
+
+def test_bad_stitch_input(backend):
+    X, y, ref = _stitch_case("cosine")
+    Xb = backend.asarray(X)
+    est = ProductInvarianceProjector(5, weights="stitch", random_state=0)
+    with pytest.raises(ValueError, match=r"needs the class labels of the rows of X"):
+        est.fit(Xb, reference=ref)
+    with pytest.raises(ValueError, match="weights='stitch' needs the reference space"):
+        est.fit(Xb, y)
+    with pytest.raises(ValueError, match="reference has 299 rows but X has 300"):
+        est.fit(Xb, y, reference=ref[:-1])
+    with pytest.raises(ValueError, match="y has 299 labels but X has 300 rows"):
+        est.fit(Xb, y[:-1], reference=ref)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        est.fit(Xb, np.zeros(300), reference=ref)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        est.fit(Xb, np.linspace(0, 1, 300), reference=ref)
+    bad = ref.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(Xb, y, reference=bad)
+    with pytest.raises(ValueError, match="anchors picked among the rows of X"):
+        ProductInvarianceProjector(anchors=X[:5], weights="stitch").fit(Xb, y, reference=ref)
+    assert not hasattr(est, "weights_")  # nothing half-fitted
 
 
 def test_changed_weights_refuse_transform():
