@@ -98,6 +98,15 @@ def test_csls_equals_the_dense_formula_for_any_block_size():
     assert score == pytest.approx(C.max(1).mean()) and mutual == len(mutual_rows) / 70
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 700), (1030, 9), (512, 512)])
+def test_blocked_transposed_copy_equals_the_transpose(shape, monkeypatch):
+    M = torch.as_tensor(np.random.default_rng(0).normal(size=shape), dtype=torch.float32)
+    for rows in (512, 7):
+        monkeypatch.setattr(FM, "_TRANSPOSE_ROWS", rows)
+        out = FM._transposed(M)
+        assert out.is_contiguous() and torch.equal(out, M.T)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_relative_pseudo_pairs_equal_the_dense_formula(dtype, monkeypatch):
     # relative representations against the matched centroids, columns centered,
