@@ -270,6 +270,12 @@ def report(csv_files, table_path, plot_path):
     # the plot's horizontal lines: the last file's ceiling of each pair
     ceil = ceilings.drop_duplicates("key", keep="last").set_index("key")[["top1", "stitch"]]
     runs = df[~is_ceil].copy()
+    # a run under another REFINE_ROWS than the library's (--refine-rows) is not the
+    # default: its own row, not pooled with the default's runs
+    if "refine_rows" in runs:
+        other = runs["refine_rows"].notna() & (runs["refine_rows"] != _refine_rows())
+        runs.loc[other, "method"] = (runs.loc[other, "method"] + ", refine_rows="
+                                     + runs.loc[other, "refine_rows"].astype(int).astype(str))
     # all training pairs given: label it "all" in the table
     runs["pairs"] = np.where((runs["n_pairs"] >= runs["n_train"]) & (runs["n_pairs"] > 0),
                              "all", runs["n_pairs"].astype(str))

@@ -218,3 +218,18 @@ def test_zeropair_report_keeps_each_training_size_apart(tmp_path):
     assert list(agg.pair) == ["d, 6,500 rows: a -> b", "d, 16,095 rows: a -> b"]
     assert rows["d, 6,500 rows: a -> b"].success == 1.0
     assert rows["d, 16,095 rows: a -> b"].success == 0.0
+
+
+def test_zeropair_report_keeps_runs_under_another_refine_rows_apart(tmp_path):
+    # a run with the self-learning sample off (--refine-rows 0) is not the default:
+    # its own row, not pooled into the default's success rate
+    zeropair, base = _zeropair()
+    base = base.rstrip("\n") + ",refine_rows\n"
+    (tmp_path / "r.csv").write_text(base + (
+        "d,a,b,9800,False,ceiling,9800,-1,1,1.0,0,0.60,False,0,0,5000\n"
+        "d,a,b,9800,False,pairfree,0,0,1,0.99,0,0.60,False,1,1,5000\n"
+        "d,a,b,9800,False,pairfree,0,0,0,0.01,0,0.20,True,1,1,0\n"))
+    agg = zeropair.report([tmp_path / "r.csv"], tmp_path / "t.md", tmp_path / "p.png")
+    rows = {r.method: r for r in agg.itertuples()}
+    assert rows["pairfree"].success == 1.0 and rows["pairfree"].runs == 1
+    assert rows["pairfree, refine_rows=0"].success == 0.0
