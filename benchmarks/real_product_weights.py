@@ -89,7 +89,8 @@ def report(paths):
     table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     keys = ["dataset", "seed", "source", "target"]
     best = table[[f"single {m}" for m in METRICS]].max(axis=1)
-    scores = ("stitch score ", "agree ", "corr cosine", "corr euclidean", "corr l1", "corr linf", "r2 ")
+    scores = ("stitch score ", "agree ", "corr cosine", "corr euclidean", "corr l1",
+              "corr linf", "r2 ")
     rows = []
     for col in table.columns:
         if col in keys or col.startswith(scores):
