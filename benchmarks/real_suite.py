@@ -21,7 +21,8 @@ StandardScaler (which inflates dead dimensions).
   fitted on the target's relative training rows and scores the source's
   relative test rows; ``product weights=transfer`` is fitted per ordered
   pair, each side with the other's training rows as ``reference`` (anchors
-  only are compared; no labels);
+  only are compared; no labels); ``product weights=stitch`` too, the
+  target's side with its training labels, the source's with its weights;
 * ``native``: the target's head on the target's own test rows; ``absolute``:
   the source's raw test rows into the target's native head (same widths only).
 
@@ -220,13 +221,17 @@ def pair_projector_specs(full=True):
     """Projectors fitted per ordered pair, each side with the other as ``reference``.
 
     ``{name: factory(anchor_indices) -> unfitted projector}``; ``fit(X_e,
-    reference=X_other)`` on the training rows of both spaces.
+    reference=X_other)`` on the training rows of both spaces, except for
+    ``weights="stitch"``: the target's fitted with its training labels, the
+    source's with the target's ``weights_``.
     """
     from sklearn_latent import ProductInvarianceProjector
 
     specs = {
         "product weights=transfer": lambda idx: ProductInvarianceProjector(
             anchors=idx, weights="transfer"),
+        "product weights=stitch": lambda idx: ProductInvarianceProjector(
+            anchors=idx, weights="stitch"),
     }
     if full:
         specs["product block weights=transfer"] = lambda idx: ProductInvarianceProjector(
@@ -300,8 +305,13 @@ def run_config(spaces, labels, seed, k, *, which="full", log=print):
                     if s == t:
                         continue
                     Xs, Xt = spaces[s][train], spaces[t][train]
-                    ps = make(in_train).fit(Xs, reference=Xt)
-                    pt = make(in_train).fit(Xt, reference=Xs)
+                    pt = make(in_train)
+                    if pt.weights == "stitch":  # picked on the head's side, with its labels
+                        pt.fit(Xt, y_tr, reference=Xs)
+                        ps = make(in_train).set_params(weights=pt.weights_).fit(Xs)
+                    else:
+                        ps = make(in_train).fit(Xs, reference=Xt)
+                        pt.fit(Xt, reference=Xs)
                     clf = head().fit(pt.transform(Xt), y_tr)
                     add(name, s, t, _score(clf, ps.transform(spaces[s][test]), y_te))
             log(f"  {name}: {time.perf_counter() - t0:.0f} s")

@@ -129,6 +129,7 @@ def test_real_suite_run_config_on_fake_encoders(which):
     methods = set(frame["method"])
     assert {"native", "plain procrustes", "procrustes (default)", "product (default)"} <= methods
     assert ("product weights=transfer" in methods) == (which != "quick")
+    assert ("product weights=stitch" in methods) == (which != "quick")
     assert ("linear center alpha=auto" in methods) == (which == "criterion")
     stitched = frame[(frame["source"] != frame["target"]) & (frame["method"] == "plain procrustes")]
     assert len(stitched) == 6 and stitched["accuracy"].min() > 0.9  # a near-exact rotation
