@@ -300,37 +300,51 @@ def report(csv_files, table_path, plot_path):
             ("" if np.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v)
             for v in r) + " |")
     Path(table_path).write_text("\n".join(lines) + "\n")
+    plot_sweeps(agg, ceil, plot_path)
+    return agg
+
+
+
+def plot_sweeps(agg, ceil, plot_path):
+    """Top-1 and stitching against the number of known pairs, for the pairs measured at
+    two or more numbers of pairs (the runs at 0 pairs alone are in the table only: one
+    point each, and dozens of them would bury the curves); ``ceil`` the ceiling of each
+    pair (horizontal lines).  Returns the pairs drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = sorted(agg["pair"].unique())
-    methods = [m for m in agg["method"].unique()]
+    some = agg[agg.pairs != "all"]
+    pairs = sorted(p for p, sub in some.groupby("pair") if sub["n_pairs"].nunique() > 1)
+    methods = list(some["method"].unique())
     styles = ["-o", "--s", ":^", "-.v", "-D", "--x"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, metric in zip(axes, ("top1", "stitch")):
         for i, pair in enumerate(pairs):
             for method, style in zip(methods, styles):
-                sub = agg[(agg.pair == pair) & (agg.method == method)
-                          & (agg.pairs != "all")].sort_values("n_pairs")
+                sub = some[(some.pair == pair) & (some.method == method)].sort_values("n_pairs")
                 if len(sub):
                     x = np.maximum(sub["n_pairs"], 0.5)  # 0 pairs drawn at 0.5 on the log axis
-                    ax.plot(x, sub[metric], style, color=f"C{i}", ms=4,
+                    ax.plot(x, sub[metric], style, color=f"C{i % 10}", ms=4,
                             label=f"{pair}: {method}" if metric == "top1" else None)
             key = pair.replace(" (unpaired)", "")
             if key in ceil.index:
-                ax.axhline(ceil.loc[key, metric], color=f"C{i}", lw=0.8, alpha=0.6)
+                ax.axhline(ceil.loc[key, metric], color=f"C{i % 10}", lw=0.8, alpha=0.6)
         ax.set_xscale("log")
         ax.set_xlabel("known pairs (0 drawn at 0.5)")
         ax.set_ylabel({"top1": "top-1 retrieval (held out)",
                        "stitch": "zero-shot stitching accuracy"}[metric])
-    axes[0].legend(fontsize=5.5, loc="lower right")
+    # the legend below the axes, two columns; the figure grows by its height
+    legend_in = 0.17 * -(-len(axes[0].get_legend_handles_labels()[1]) // 2) + 0.2
+    fig.set_size_inches(12, 4.5 + legend_in)
+    if pairs:
+        fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.suptitle("Alignment from few pairs; horizontal lines: all-pairs Procrustes ceiling")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_in / (4.5 + legend_in), 1, 1))
     fig.savefig(plot_path, dpi=110)
-    return agg
-
+    plt.close(fig)
+    return pairs
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

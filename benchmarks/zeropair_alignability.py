@@ -47,7 +47,15 @@ PAIRS = [("tweets", "minilm-l6", "minilm-l3", "ok"), ("tweets", "minilm-l6", "us
          ("austen", "minilm-l6", "use-m3", "ok"), ("austen", "minilm-l6", "glove-50", "fail"),
          ("vader", "minilm-l6", "use-m3", "fail"),
          ("digits", "effnet-lite0", "effnet-lite1", "fail"),
-         ("mnist", "effnet-lite0", "effnet-lite2", "fail")]
+         ("mnist", "effnet-lite0", "effnet-lite2", "fail"),
+         # the other directed pairs among MiniLM-L6, MiniLM-L3 and USE v3 (2026-12-07,
+         # eighth session; zeropair_{tweets,austen,vader}_directions.csv)
+         ("tweets", "minilm-l3", "minilm-l6", "ok"), ("tweets", "use-m3", "minilm-l6", "ok"),
+         ("tweets", "minilm-l3", "use-m3", "ok"), ("tweets", "use-m3", "minilm-l3", "ok"),
+         ("austen", "use-m3", "minilm-l6", "ok"), ("austen", "minilm-l3", "use-m3", "fail"),
+         ("austen", "use-m3", "minilm-l3", "fail"), ("vader", "minilm-l6", "minilm-l3", "fail"),
+         ("vader", "minilm-l3", "minilm-l6", "fail"), ("vader", "minilm-l3", "use-m3", "fail"),
+         ("vader", "use-m3", "minilm-l6", "fail"), ("vader", "use-m3", "minilm-l3", "fail")]
 
 
 def true_map_table(root):

@@ -234,3 +234,20 @@ def test_zeropair_report_keeps_runs_under_another_refine_rows_apart(tmp_path):
     rows = {r.method: r for r in agg.itertuples()}
     assert rows["pairfree"].success == 1.0 and rows["pairfree"].runs == 1
     assert rows["pairfree, refine_rows=0"].success == 0.0
+
+
+def test_zeropair_plot_draws_only_the_pairs_measured_at_several_numbers_of_pairs(tmp_path):
+    # a pair run at 0 and 10 known pairs is a curve; one run at 0 pairs alone stays in
+    # the table (dozens of single points buried the curves of the docs' plot)
+    zeropair, base = _zeropair()
+    (tmp_path / "r.csv").write_text(base + (
+        "d,a,b,100,False,ceiling,100,-1,1,1.0,0,0.60,False,0,0\n"
+        "d,a,b,100,False,pairfree,0,0,1,0.90,0,0.55,False,1,1\n"
+        "d,a,b,100,False,pairfree,10,0,1,0.95,0,0.58,False,1,1\n"
+        "d,a,c,100,False,ceiling,100,-1,1,1.0,0,0.60,False,0,0\n"
+        "d,a,c,100,False,pairfree,0,0,0,0.01,0,0.20,True,1,1\n"))
+    agg = zeropair.report([tmp_path / "r.csv"], tmp_path / "t.md", tmp_path / "p.png")
+    assert set(agg.pair) == {"d, 100 rows: a -> b", "d, 100 rows: a -> c"}
+    ceil = agg.drop_duplicates("pair").set_index("pair")[["top1", "stitch"]]
+    drawn = zeropair.plot_sweeps(agg, ceil, tmp_path / "q.png")
+    assert drawn == ["d, 100 rows: a -> b"] and (tmp_path / "q.png").stat().st_size > 0
