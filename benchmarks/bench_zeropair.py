@@ -304,7 +304,6 @@ def report(csv_files, table_path, plot_path):
     return agg
 
 
-
 def plot_sweeps(agg, ceil, plot_path):
     """Top-1 and stitching against the number of known pairs, for the pairs measured at
     two or more numbers of pairs (the runs at 0 pairs alone are in the table only: one
@@ -345,6 +344,7 @@ def plot_sweeps(agg, ceil, plot_path):
     fig.savefig(plot_path, dpi=110)
     plt.close(fig)
     return pairs
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
