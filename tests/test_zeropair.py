@@ -50,6 +50,17 @@ def _precision(pairs, perm):
     return float(np.mean(perm[pairs[:, 1]] == pairs[:, 0]))
 
 
+def _soft_fails(monkeypatch):
+    """Make the profile route's first try (the soft rounds) return a random orthogonal
+    map, so that its dropout streams run."""
+    def random_map(X, Y, W, PX, PY, **kw):
+        gen = torch.Generator().manual_seed(0)
+        return FM.polar(torch.randn((X.shape[1], Y.shape[1]), generator=gen,
+                                    dtype=torch.float64)).to(X.dtype)
+
+    monkeypatch.setattr(FM, "refine_soft", random_map)
+
+
 def _profiles_rescue(X, Y, perm, kw):
     """``discovery="centroids"`` fails and warns; the default ``"auto"`` keeps the profile
     route's map, finds the pairs (measured 1.0) and does not warn.  The "auto" matcher."""
@@ -195,6 +206,61 @@ def test_similarity_profiles_sort_blocks_within_working_memory(monkeypatch):
     assert rows[0] == halved < plain and max(rows) < 2 * halved  # the last takes the rest
     assert halved * 3000 * (8 + 8 + 8) <= 16 * 2**20  # block, sorted values, indices
     torch.testing.assert_close(blocked, whole, rtol=0, atol=0)
+
+
+def _profiles(X, Y):
+    Xn, Yn = FM.center_normalize(torch.as_tensor(X)), FM.center_normalize(torch.as_tensor(Y))
+    rng = np.random.default_rng(0)
+    PX = FM.similarity_profiles(Xn, len(X), 100, rng)
+    return Xn, Yn, PX, FM.similarity_profiles(Yn, len(Y), 100, rng)
+
+
+def _first_match_precision(Xn, Yn, W, perm):
+    fwd = FM._union_dictionary(FM._normalize(Xn @ W), Yn, 10, None)[0].numpy()
+    return float(np.mean(fwd == np.argsort(perm)))
+
+
+def test_refine_soft_finds_the_rotation_from_the_profiles():
+    # 32 anisotropic dimensions, rotated, shuffled, with noise: the profiles' soft start
+    # is weak (its first matches are right for 3 % of the rows), the annealed rounds
+    # end at the true map; deterministic, the same for any block size
+    rng = np.random.default_rng(0)
+    scale = np.geomspace(1.0, 0.3, 32)
+    X = rng.normal(size=(500, 32)) * scale
+    perm = rng.permutation(500)
+    Y = (X @ ortho_group.rvs(32, random_state=0) + 0.4 * scale.mean()
+         * rng.normal(size=(500, 32)))[perm]
+    Xn, Yn, PX, PY = _profiles(X, Y)
+    start = FM.refine_soft(Xn, Yn, None, PX, PY, temperatures=())
+    assert _first_match_precision(Xn, Yn, start, perm) < 0.3  # measured 0.03
+    W = FM.refine_soft(Xn, Yn, None, PX, PY)
+    torch.testing.assert_close(W @ W.T, torch.eye(32, dtype=W.dtype))
+    assert _first_match_precision(Xn, Yn, W, perm) > 0.97  # measured 1.0
+    blocked = FM.refine_soft(Xn, Yn, None, PX, PY, batch_size=32)
+    torch.testing.assert_close(blocked, W, rtol=0, atol=1e-10)
+    # into another width (zero columns added to Y): a semi-orthogonal map
+    wide = torch.cat([Yn, torch.zeros(500, 4, dtype=Yn.dtype)], dim=1)
+    W_wide = FM.refine_soft(Xn, wide, None, PX, PY)
+    assert W_wide.shape == (32, 36)
+    torch.testing.assert_close(W_wide[:, :32], W, rtol=0, atol=1e-8)
+    # from a given map, without the profiles' prior: rounds on the cosines alone
+    again = FM.refine_soft(Xn, Yn, W, None, None, temperatures=(0.03,), n_rounds=3)
+    assert _first_match_precision(Xn, Yn, again, perm) > 0.97  # measured 1.0
+
+
+def test_refine_soft_counts_the_seeds_in_every_fit():
+    # a random start and no prior at a low temperature stays wrong; 40 known pairs,
+    # each weighing as 10 rows, pull every fit to the true map
+    X, Y, perm = _hierarchical(n=400, d=8, seed=3)
+    Xn, Yn, _, _ = _profiles(X, Y)
+    Q = FM.polar(torch.as_tensor(np.random.default_rng(0).normal(size=(8, 8))))
+    alone = FM.refine_soft(Xn, Yn, Q, None, None, temperatures=(0.03,), n_rounds=5)
+    assert _first_match_precision(Xn, Yn, alone, perm) < 0.5  # measured 0.01
+    rows = np.arange(40)
+    sx, sy = Xn[rows], Yn[torch.as_tensor(np.argsort(perm)[rows])]
+    W = FM.refine_soft(Xn, Yn, Q, None, None, temperatures=(0.03,), n_rounds=5,
+                       seeds_x=sx, seeds_y=sy, seed_weight=10.0)
+    assert _first_match_precision(Xn, Yn, W, perm) > 0.97  # measured 1.0
 
 
 def test_stochastic_self_learning_from_a_weak_start():
@@ -387,6 +453,7 @@ def test_profiles_discovery_without_hubness_correction():
 
 def test_profile_route_tries_more_dropout_streams_while_they_fail(monkeypatch):
     X, Y, perm = _hierarchical(n=400, d=8, seed=3)
+    _soft_fails(monkeypatch)  # the first try (the soft rounds) fails: the streams run
     real = FM.refine_stochastic
     streams = []
 
@@ -439,6 +506,27 @@ def test_profile_route_tries_more_dropout_streams_while_they_fail(monkeypatch):
     with pytest.warns(AlignmentWarning, match="unlikely to be right"):
         AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
     assert len(streams) == 3
+
+
+def test_profile_route_keeps_the_soft_map_where_it_passes(monkeypatch):
+    # the first try: soft rounds with the profiles' prior, then without; their map
+    # passes the failure signal and no dropout stream runs
+    X, Y, perm = _hierarchical(n=400, d=8, d_y=12, seed=3)
+    calls, streams, refine_soft = [], [], FM.refine_soft
+
+    def spy_soft(Xa, Ya, W, PX, PY, **kw):
+        calls.append((W is None, PX is not None, kw["temperatures"]))
+        return refine_soft(Xa, Ya, W, PX, PY, **kw)
+
+    monkeypatch.setattr(FM, "refine_soft", spy_soft)
+    monkeypatch.setattr(FM, "refine_stochastic", lambda *a, **kw: streams.append(kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlignmentWarning)
+        matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
+    assert calls == [(True, True, matching.SOFT_PRIOR_TEMPERATURES),
+                     (False, False, matching.SOFT_TEMPERATURES)]
+    assert streams == []
+    assert _precision(matcher.matched_pairs_, perm) > 0.97  # measured 1.0
 
 
 def test_auto_falls_back_to_profiles_where_the_centroids_fail(monkeypatch):
@@ -616,16 +704,28 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
         seen.append((Xd, Yd))
         return refine_stochastic(Xd, Yd, *args, **kw)
 
+    def spy_soft(Xa, Ya, W, PX, PY, **kw):  # records its rows, then fails
+        seen.append((Xa, Ya))
+        gen = torch.Generator().manual_seed(0)
+        return FM.polar(torch.randn((Xa.shape[1], Ya.shape[1]), generator=gen,
+                                    dtype=Xa.dtype))
+
+    monkeypatch.setattr(matching, "SOFT_ROWS", 300)
     monkeypatch.setattr(FM, "profile_map", spy)
     monkeypatch.setattr(FM, "refine_stochastic", spy_stochastic)
+    monkeypatch.setattr(FM, "refine_soft", spy_soft)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AlignmentWarning)
         matcher = AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
-    (Xs, Ys), (Xd, Yd) = seen  # one dropout stream: the first passes
+    # the profiles, two soft calls (with the prior, then without), one dropout
+    # stream (the first passes)
+    (Xs, Ys), (Xa, Ya), soft_again, (Xd, Yd) = seen
+    assert soft_again[0].shape == Xa.shape
     order_x = np.argsort(-np.linalg.norm(X - X.mean(axis=0), axis=1))
     order_y = np.argsort(-np.linalg.norm(Y - Y.mean(axis=0), axis=1))
     Xn, Yn = FM.center_normalize(torch.as_tensor(X)), FM.center_normalize(torch.as_tensor(Y))
     for got, Z, order, rows in ((Xs, Xn, order_x, 400), (Ys, Yn, order_y, 400),
+                                (Xa, Xn, order_x, 300), (Ya, Yn, order_y, 300),
                                 (Xd, Xn, order_x, 250), (Yd, Yn, order_y, 250)):
         assert_array_equal(got.numpy(), Z[np.sort(order[:rows])].numpy())
     assert np.intersect1d(order_x[:400], perm[order_y[:400]]).shape[0] > 0.95 * 400
@@ -667,6 +767,7 @@ def test_profile_route_pairs_every_row_once_for_the_map_it_keeps(monkeypatch):
     assert sum(full) == 1
     full.clear()
     monkeypatch.setattr(FM, "refine_stochastic", never_takes_off)
+    _soft_fails(monkeypatch)
     with pytest.warns(AlignmentWarning, match="unlikely to be right"):
         AnchorMatcher(discovery="profiles", random_state=0).fit(X, Y)
     assert sum(full) == 1
