@@ -127,13 +127,16 @@ STALL_RISE = 0.02
 #: at :data:`SOFT_PRIOR_TEMPERATURES`, not those at :data:`SOFT_TEMPERATURES`.
 #: Its map is kept where it passes the failure signal; otherwise the dropout
 #: streams run from the profiles' first map as before (the soft rounds draw no
-#: random numbers: the streams are the same).  Scratch, 0 pairs: on two-line Jane
-#: Austen passages (MiniLM-L6 -> USE v3) the soft rounds alone reach every pair at
-#: 4,000 and at 9,800 rows (72 s there; 20 rounds at each temperature did not, nor
-#: did the 5,000 farthest of the 9,800 rows, nor the prior dropped at 0.1); on
-#: tweets (MiniLM-L6 -> USE v3) and on three-line passages MiniLM-L6 -> MiniLM-L3
-#: too; on three-line passages MiniLM-L6 <-> USE v3 they stall with the true match
-#: ranked about 250th of 4,000.
+#: random numbers: the streams are the same).  Measured with the matcher (0 pairs,
+#: Jane Austen passages, MiniLM-L6 -> USE v3): two-line passages at 4,000 rows 10
+#: of 10 random states in 35-52 s (before: 74-159 s), at 9,800 rows 5 of 5 in
+#: 106-111 s (before: 2 of 5); three-line passages at 16,095 rows 10 of 10 in
+#: 133-145 s (before: 110-129 s, 212-223 s on the 3 that needed the third stream).
+#: They fail, and cost time, on three-line passages at 4,000 rows (true match
+#: ranked about 250th of 4,000 where the rounds stall; 63 s instead of 51 s) and on
+#: the 10,000 farthest of 20,000 two-line rows (as on the 5,000 farthest of 9,800).
+#: 20 rounds per temperature did not take off on two-line passages at 4,000 rows,
+#: nor did the prior dropped after the start.
 SOFT_ROWS = 10000
 SOFT_PRIOR_TEMPERATURES = (0.1,)
 SOFT_TEMPERATURES = (0.05, 0.03)
@@ -539,12 +542,12 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     # first try: soft rounds on the (at most SOFT_ROWS) farthest of these rows
     in_x = torch.isin(far_x.sort().values, far_x[:SOFT_ROWS])
     in_y = torch.isin(far_y.sort().values, far_y[:SOFT_ROWS])
-    W = FM.refine_soft(Xs[in_x], Ys[in_y], None, PX[in_x], PY[in_y],
-                       temperatures=SOFT_PRIOR_TEMPERATURES, n_rounds=SOFT_ROUNDS,
-                       prior_weight=SOFT_PRIOR, **kw)
-    W = FM.refine_soft(Xs[in_x], Ys[in_y], W, None, None, temperatures=SOFT_TEMPERATURES,
+    Xa, Ya = Xs[in_x], Ys[in_y]
+    W = FM.refine_soft(Xa, Ya, None, PX[in_x], PY[in_y], temperatures=SOFT_PRIOR_TEMPERATURES,
+                       n_rounds=SOFT_ROUNDS, prior_weight=SOFT_PRIOR, **kw)
+    W = FM.refine_soft(Xa, Ya, W, None, None, temperatures=SOFT_TEMPERATURES,
                        n_rounds=SOFT_ROUNDS, **kw)
-    del PX, PY, Xs, Ys
+    del PX, PY, Xs, Ys, Xa, Ya
     result, ok = finish(W)
     if ok:
         return result

@@ -236,6 +236,21 @@ def test_zeropair_report_keeps_runs_under_another_refine_rows_apart(tmp_path):
     assert rows["pairfree, refine_rows=0"].success == 0.0
 
 
+def test_zeropair_report_keeps_runs_before_the_soft_rounds_apart(tmp_path):
+    # a result file listed as superseded by the soft rounds: its runs are their own row
+    zeropair, base = _zeropair()
+    name = sorted(zeropair.BEFORE_SOFT_ROUNDS)[0]
+    for f, top1 in ((name, 0.01), ("zeropair_new.csv", 0.99)):
+        (tmp_path / f).write_text(base + (
+            "d,a,b,9800,False,ceiling,9800,-1,1,1.0,0,0.60,False,0,0\n"
+            f"d,a,b,9800,False,pairfree,0,0,1,{top1},0,0.60,{top1 < 0.5},1,1\n"))
+    agg = zeropair.report([tmp_path / name, tmp_path / "zeropair_new.csv"], tmp_path / "t.md",
+                          tmp_path / "p.png")
+    rows = {r.method: r for r in agg.itertuples()}
+    assert rows["pairfree"].success == 1.0 and rows["pairfree"].runs == 1
+    assert rows["pairfree (before the soft rounds)"].success == 0.0
+
+
 def test_zeropair_plot_draws_only_the_pairs_measured_at_several_numbers_of_pairs(tmp_path):
     # a pair run at 0 and 10 known pairs is a curve; one run at 0 pairs alone stays in
     # the table (dozens of single points buried the curves of the docs' plot)

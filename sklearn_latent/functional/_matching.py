@@ -21,7 +21,8 @@ A second start (VecMap's, Artetxe et al. 2018) replaces steps 1-3 where the
 centroids fail: each row's sorted similarities to its own space
 (:func:`similarity_profiles`, invariant to rotations and to the order of
 the rows) are matched across the spaces under CSLS, and the map is grown
-from that weak dictionary by stochastic dictionary induction
+from that weak dictionary by annealed soft Procrustes (:func:`refine_soft`)
+or, where that fails, by stochastic dictionary induction
 (:func:`refine_stochastic`).
 
 Every ``n_x x n_y`` similarity is evaluated by 32-row aligned blocks of X
@@ -42,6 +43,7 @@ __all__ = [
     "quadratic_assignment_2opt",
     "polar",
     "procrustes_polar",
+    "refine_soft",
     "refine_stochastic",
     "similarity_profiles",
 ]
