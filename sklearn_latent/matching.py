@@ -132,9 +132,10 @@ STALL_RISE = 0.02
 #: of 10 random states in 35-52 s (before: 74-159 s), at 9,800 rows 5 of 5 in
 #: 106-111 s (before: 2 of 5); three-line passages at 16,095 rows 10 of 10 in
 #: 133-145 s (before: 110-129 s, 212-223 s on the 3 that needed the third stream).
-#: They fail, and cost time, on three-line passages at 4,000 rows (true match
-#: ranked about 250th of 4,000 where the rounds stall; 63 s instead of 51 s) and on
-#: the 10,000 farthest of 20,000 two-line rows (as on the 5,000 farthest of 9,800).
+#: They fail, and cost time, on three-line passages at 4,000-9,800 rows (true
+#: match ranked about 250th of 4,000 where the rounds stall; 63, 103 and 152 s at
+#: 4,000, 6,500 and 9,800 rows instead of 51, 64-69 and 86-129 s) and on the 10,000
+#: farthest of 20,000 two-line rows (as on the 5,000 farthest of 9,800).
 #: 20 rounds per temperature did not take off on two-line passages at 4,000 rows,
 #: nor did the prior dropped after the start.
 SOFT_ROWS = 10000

@@ -677,7 +677,7 @@ def refine_stochastic(X, Y, W, *, k=10, keep=0.1, rounds_per_level=30, max_round
     return W, rounds
 
 
-def refine_soft(X, Y, W, PX, PY, *, temperatures=(0.1, 0.05, 0.03), n_rounds=20,
+def refine_soft(X, Y, W, PX, PY, *, temperatures=(0.1, 0.05, 0.03), n_rounds=30,
                 prior_weight=0.3, seeds_x=None, seeds_y=None, seed_weight=1.0,
                 batch_size=None):
     """Annealed soft Procrustes from sorted similarity profiles: an EM for a rotation.
