@@ -260,7 +260,7 @@ def test_refine_soft_counts_the_seeds_in_every_fit():
     sx, sy = Xn[rows], Yn[torch.as_tensor(np.argsort(perm)[rows])]
     W = FM.refine_soft(Xn, Yn, Q, None, None, temperatures=(0.03,), n_rounds=5,
                        seeds_x=sx, seeds_y=sy, seed_weight=10.0)
-    assert _first_match_precision(Xn, Yn, W, perm) > 0.97  # measured 1.0
+    assert _first_match_precision(Xn, Yn, W, perm) > 0.95  # measured 0.99
 
 
 def test_stochastic_self_learning_from_a_weak_start():
