@@ -539,7 +539,6 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
     length = min(PROFILE_QUANTILES, Xs.shape[0], Ys.shape[0])
     PX = FM.similarity_profiles(Xs, Xs.shape[0], length, seed_rng, est.batch_size)
     PY = FM.similarity_profiles(Ys, Ys.shape[0], length, seed_rng, est.batch_size)
-    W0 = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
     # first try: soft rounds on the (at most SOFT_ROWS) farthest of these rows
     in_x = torch.isin(far_x.sort().values, far_x[:SOFT_ROWS])
     in_y = torch.isin(far_y.sort().values, far_y[:SOFT_ROWS])
@@ -548,11 +547,14 @@ def _profile_route(Xn, Yn, far_x, far_y, kw, est, seed_rng, finish):
                        n_rounds=SOFT_ROUNDS, prior_weight=SOFT_PRIOR, **kw)
     W = FM.refine_soft(Xa, Ya, W, None, None, temperatures=SOFT_TEMPERATURES,
                        n_rounds=SOFT_ROUNDS, **kw)
-    del PX, PY, Xs, Ys, Xa, Ya
+    del Xa, Ya
     result, ok = finish(W)
     if ok:
         return result
     failed = [result]
+    # the streams' start, only where the soft rounds failed (neither draws random numbers)
+    W0 = FM.profile_map(Xs, Ys, PX, PY, est.csls_k, **kw)
+    del PX, PY, Xs, Ys
     Xd = _rows(Xn, far_x[:REFINE_ROWS].sort().values)
     Yd = _rows(Yn, far_y[:REFINE_ROWS].sort().values)
 
