@@ -50,15 +50,17 @@ def _precision(pairs, perm):
     return float(np.mean(perm[pairs[:, 1]] == pairs[:, 0]))
 
 
-def _soft_fails(monkeypatch):
-    """Make the profile route's first try (the soft rounds) return a random orthogonal
-    map, so that its dropout streams run."""
-    def random_map(X, Y, W, PX, PY, **kw):
-        gen = torch.Generator().manual_seed(0)
-        return FM.polar(torch.randn((X.shape[1], Y.shape[1]), generator=gen,
-                                    dtype=torch.float64)).to(X.dtype)
+def _random_soft_map(X, Y, W, PX, PY, **kw):
+    """A stand-in for the soft rounds that fails: a random orthogonal map."""
+    gen = torch.Generator().manual_seed(0)
+    return FM.polar(torch.randn((X.shape[1], Y.shape[1]), generator=gen,
+                                dtype=torch.float64)).to(X.dtype)
 
-    monkeypatch.setattr(FM, "refine_soft", random_map)
+
+def _soft_fails(monkeypatch):
+    """Make the profile route's first try (the soft rounds) fail, so that its dropout
+    streams run."""
+    monkeypatch.setattr(FM, "refine_soft", _random_soft_map)
 
 
 def _profiles_rescue(X, Y, perm, kw):
@@ -706,9 +708,7 @@ def test_profile_route_samples_the_same_items_of_both_spaces(monkeypatch):
 
     def spy_soft(Xa, Ya, W, PX, PY, **kw):  # records its rows, then fails
         seen.append((Xa, Ya))
-        gen = torch.Generator().manual_seed(0)
-        return FM.polar(torch.randn((Xa.shape[1], Ya.shape[1]), generator=gen,
-                                    dtype=Xa.dtype))
+        return _random_soft_map(Xa, Ya, W, PX, PY)
 
     monkeypatch.setattr(matching, "SOFT_ROWS", 300)
     monkeypatch.setattr(FM, "profile_map", spy)
